@@ -1,0 +1,88 @@
+"""Command line: ``aine run --config configs/smoke.yaml [--only NAME] [--set key=value]``."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+import yaml
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="aine: attention is not explanation -- run the study, fetch its data.")
+
+CONFIG_OPTION = typer.Option(Path("configs/smoke.yaml"), "--config", "-c",
+                             help="study config (configs/smoke.yaml or configs/paper.yaml)")
+SET_OPTION = typer.Option(None, "--set", help="override a config value, e.g. --set data.max_train_examples=100")
+
+
+def parse_overrides(items: list[str] | None) -> dict[str, Any]:
+    """``["a.b=1", "name=x"]`` -> ``{"a.b": 1, "name": "x"}`` (values parsed as YAML)."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"--set expects key=value, got {item!r}")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+def _load(config: Path, overrides: dict[str, Any]):
+    from aine_lib.config import ConfigError, load_config
+
+    try:
+        return load_config(config, overrides)
+    except ConfigError as exc:
+        typer.echo(f"config error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+@app.command()
+def run(config: Path = CONFIG_OPTION,
+        only: Optional[list[str]] = typer.Option(None, "--only", help="run only these notebooks (repeatable)"),
+        set_: Optional[list[str]] = SET_OPTION) -> None:
+    """Execute the study's notebooks with papermill; executed copies go to build/notebooks/."""
+    from aine_lib.config import ConfigError
+    from aine_lib.driver import run_study
+
+    overrides = parse_overrides(set_)
+    cfg = _load(config, overrides)
+    started = time.perf_counter()
+    try:
+        outcomes = run_study(cfg, only, overrides)
+    except ConfigError as exc:
+        typer.echo(f"config error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    for outcome in outcomes:
+        typer.echo(outcome.describe())
+    failed = [o.name for o in outcomes if not o.ok]
+    typer.echo(f"{len(outcomes) - len(failed)} of {len(outcomes)} notebooks ok in "
+               f"{time.perf_counter() - started:.1f} s; outputs in {cfg.figures_dir.parent}")
+    if failed:
+        typer.echo(f"failed: {', '.join(failed)}", err=True)
+        raise typer.Exit(1)
+
+
+@app.command()
+def fetch(config: Path = CONFIG_OPTION, set_: Optional[list[str]] = SET_OPTION) -> None:
+    """Download, verify and extract every raw archive the config needs (then work offline)."""
+    from aine_lib.data import fetch_for_config
+
+    cfg = _load(config, parse_overrides(set_))
+    started = time.perf_counter()
+    for key, folder in fetch_for_config(cfg).items():
+        typer.echo(f"{key}: {folder}")
+    typer.echo(f"data ready in {cfg.data_root} ({time.perf_counter() - started:.1f} s)")
+
+
+@app.command()
+def notebooks(config: Path = CONFIG_OPTION) -> None:
+    """List the config's notebooks and the parameters each one receives."""
+    cfg = _load(config, {})
+    for nb in cfg.notebooks:
+        typer.echo(f"{nb.name}: {dict(nb.parameters)}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

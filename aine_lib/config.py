@@ -1,0 +1,313 @@
+"""Study configuration: frozen dataclasses loaded from YAML and validated.
+
+A config file (``configs/smoke.yaml``, ``configs/paper.yaml``) describes one
+run of the whole study. Every key is checked: an unknown key or a bad value
+raises :class:`ConfigError` naming the key, the value and what is allowed, so
+a typo never silently falls back to a default.
+
+Relative paths in a config are resolved against ``project_root``, which is
+itself relative to the directory holding the config file (default ``..``, so
+``configs/x.yaml`` resolves against the repository root). The data cache
+directory can be overridden with the ``AINE_DATA_DIR`` environment variable.
+"""
+
+from __future__ import annotations
+
+import collections.abc
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+import yaml
+
+DATA_DIR_ENV = "AINE_DATA_DIR"
+
+DatasetName = Literal["sst", "newsgroups", "uci_sentiment", "planted"]
+DATASET_NAMES: tuple[str, ...] = typing.get_args(DatasetName)
+DeviceName = Literal["auto", "cpu", "cuda"]
+
+
+class ConfigError(ValueError):
+    """A config file or override has an unknown key or a bad value."""
+
+
+@dataclass(frozen=True)
+class PlantedConfig:
+    """The synthetic task whose deciding tokens are known by construction."""
+
+    n_train: int = 4000
+    n_dev: int = 500
+    n_test: int = 1000
+    min_length: int = 8
+    max_length: int = 30
+    max_signal_tokens: int = 2
+    distractor_prob: float = 0.3
+    seed: int = 1234
+
+    def __post_init__(self) -> None:
+        for name in ("n_train", "n_dev", "n_test", "min_length", "max_signal_tokens"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"data.planted.{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_length < self.min_length:
+            raise ConfigError(
+                f"data.planted.max_length ({self.max_length}) must be >= min_length ({self.min_length})"
+            )
+        if self.max_length < 2 * self.max_signal_tokens + 1:
+            raise ConfigError(
+                f"data.planted.max_length must be >= 2 * max_signal_tokens + 1 "
+                f"(= {2 * self.max_signal_tokens + 1}) to fit the planted tokens"
+            )
+        if not 0.0 <= self.distractor_prob <= 1.0:
+            raise ConfigError(f"data.planted.distractor_prob must be in [0, 1], got {self.distractor_prob}")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which data sets to load and how to cut them."""
+
+    root: str = "data/raw"
+    datasets: tuple[DatasetName, ...] = DATASET_NAMES
+    max_train_examples: int | None = None
+    max_eval_examples: int | None = None
+    dev_fraction: float = 0.1
+    test_fraction: float = 0.1
+    split_seed: int = 20190226
+    min_freq: int = 1
+    max_length: int | None = None
+    planted: PlantedConfig = field(default_factory=PlantedConfig)
+
+    def __post_init__(self) -> None:
+        if not self.datasets:
+            raise ConfigError(f"data.datasets must name at least one of {list(DATASET_NAMES)}")
+        if len(set(self.datasets)) != len(self.datasets):
+            raise ConfigError(f"data.datasets lists a data set twice: {list(self.datasets)}")
+        for frac in ("dev_fraction", "test_fraction"):
+            value = getattr(self, frac)
+            if not 0.0 < value < 0.5:
+                raise ConfigError(f"data.{frac} must be in (0, 0.5), got {value}")
+        for name in ("max_train_examples", "max_eval_examples", "max_length"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigError(f"data.{name} must be a positive integer or null, got {value}")
+        if self.min_freq < 1:
+            raise ConfigError(f"data.min_freq must be >= 1, got {self.min_freq}")
+
+
+@dataclass(frozen=True)
+class NotebookConfig:
+    """One notebook of the study and the parameters papermill injects into it."""
+
+    name: str
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.name or "/" in self.name or self.name.endswith(".ipynb"):
+            raise ConfigError(
+                f"notebooks[].name must be a bare notebook name such as '00_data' "
+                f"(no folder, no .ipynb), got {self.name!r}"
+            )
+        reserved = {"config", "overrides"} & set(self.parameters)
+        if reserved:
+            raise ConfigError(
+                f"notebooks[{self.name}].parameters may not set {sorted(reserved)}: "
+                "the driver injects those itself"
+            )
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """One run of the study: where outputs go, which notebooks, which data."""
+
+    name: str
+    seed: int = 0
+    device: DeviceName = "auto"
+    project_root: str = ".."
+    output_dir: str = "."
+    cache_dir: str = "build/cache"
+    notebook_dir: str = "notebooks"
+    executed_dir: str = "build/notebooks"
+    progress: bool = True
+    data: DataConfig = field(default_factory=DataConfig)
+    notebooks: tuple[NotebookConfig, ...] = ()
+    # Set by the loader, not by the YAML file: the file this config came from.
+    source: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.name or not self.name.replace("_", "").replace("-", "").isalnum():
+            raise ConfigError(f"name must be letters, digits, '-' or '_', got {self.name!r}")
+        names = [nb.name for nb in self.notebooks]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"notebooks lists a notebook twice: {names}")
+
+    # ----- resolved paths -------------------------------------------------
+    @property
+    def root_path(self) -> Path:
+        base = Path(self.source).resolve().parent if self.source else Path.cwd()
+        return (base / self.project_root).resolve()
+
+    def path(self, value: str) -> Path:
+        """Resolve a config path against the project root."""
+        p = Path(os.path.expanduser(value))
+        return p if p.is_absolute() else (self.root_path / p)
+
+    @property
+    def data_root(self) -> Path:
+        env = os.environ.get(DATA_DIR_ENV)
+        return Path(env).expanduser().resolve() if env else self.path(self.data.root)
+
+    @property
+    def figures_dir(self) -> Path:
+        return self.path(self.output_dir) / "figures"
+
+    @property
+    def tables_dir(self) -> Path:
+        return self.path(self.output_dir) / "tables"
+
+    @property
+    def cache_path(self) -> Path:
+        return self.path(self.cache_dir)
+
+    def notebook(self, name: str) -> NotebookConfig:
+        for nb in self.notebooks:
+            if nb.name == name:
+                return nb
+        raise ConfigError(
+            f"notebook {name!r} is not in config {self.name!r}; "
+            f"choose one of {[nb.name for nb in self.notebooks]}"
+        )
+
+
+# ----- generic, strict dataclass construction -------------------------------
+
+def _describe(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a) for a in typing.get_args(tp))
+    if origin is tuple:
+        return f"a list of ({_describe(typing.get_args(tp)[0])})"
+    if tp is type(None):
+        return "null"
+    if dataclasses.is_dataclass(tp):
+        return f"a mapping with keys {[f.name for f in dataclasses.fields(tp) if f.init]}"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    bad = ConfigError(f"{key}: got {value!r}, expected {_describe(tp)}")
+    if tp is Any:
+        return value
+    if origin is Literal:
+        if value not in typing.get_args(tp):
+            raise bad
+        return value
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            try:
+                return _coerce(value, arg, key)
+            except ConfigError:
+                continue
+        raise bad
+    if tp is type(None):
+        if value is not None:
+            raise bad
+        return None
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise bad
+        (item_tp, *_rest) = typing.get_args(tp)
+        return tuple(_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value))
+    if origin in (Mapping, dict, collections.abc.Mapping) or tp in (dict, Mapping):
+        if not isinstance(value, Mapping):
+            raise bad
+        return types.MappingProxyType(dict(value))
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, Mapping):
+            raise bad
+        return build_dataclass(tp, value, prefix=key)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise bad
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise bad
+        return value
+    raise ConfigError(f"{key}: unsupported field type {tp!r}")  # pragma: no cover - programming error
+
+
+def build_dataclass(cls: type, values: Mapping[str, Any], prefix: str = "") -> Any:
+    """Build ``cls`` from a mapping, rejecting unknown keys and ill-typed values."""
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init and f.name != "source"}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        where = f" in {prefix}" if prefix else ""
+        raise ConfigError(
+            f"unknown key(s) {unknown}{where}; allowed keys are {sorted(fields)}"
+        )
+    kwargs = {}
+    for name, value in values.items():
+        key = f"{prefix}.{name}" if prefix else name
+        kwargs[name] = _coerce(value, hints[name], key)
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:  # missing required field
+        missing = [n for n, f in fields.items()
+                   if n not in kwargs and f.default is dataclasses.MISSING
+                   and f.default_factory is dataclasses.MISSING]
+        raise ConfigError(f"{prefix or cls.__name__}: missing required key(s) {missing}") from exc
+
+
+def _deep_merge(base: dict, overrides: Mapping[str, Any]) -> dict:
+    out = dict(base)
+    for key, value in overrides.items():
+        if "." in key:  # dotted override: data.max_train_examples=100
+            head, rest = key.split(".", 1)
+            value = {rest: value}
+            key = head
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _deep_merge(dict(out[key]), value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_config(path: str | os.PathLike, overrides: Mapping[str, Any] | None = None) -> StudyConfig:
+    """Load and validate a study config; ``overrides`` (dotted keys allowed) win over the file."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"config file {path} does not exist; use configs/smoke.yaml or configs/paper.yaml")
+    raw = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys, got {type(raw).__name__}")
+    if overrides:
+        raw = _deep_merge(dict(raw), overrides)
+    cfg = build_dataclass(StudyConfig, raw)
+    return dataclasses.replace(cfg, source=str(path.resolve()))
+
+
+def config_to_dict(cfg: Any) -> Any:
+    """A plain, JSON-able view of a config (for manifests and cache keys)."""
+    if dataclasses.is_dataclass(cfg):
+        return {f.name: config_to_dict(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)
+                if f.name != "source"}
+    if isinstance(cfg, Mapping):
+        return {str(k): config_to_dict(v) for k, v in cfg.items()}
+    if isinstance(cfg, (list, tuple)):
+        return [config_to_dict(v) for v in cfg]
+    return cfg

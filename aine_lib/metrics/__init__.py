@@ -1,0 +1,1 @@
+"""Metrics: uncertainty (bootstrap), and later rank correlation, divergences, faithfulness."""
