@@ -1,0 +1,133 @@
+import json
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from aine_lib.config import load_config
+from aine_lib.io import ResultCache, RunContext, atomic_write, params_key
+from aine_lib.repro import get_device, make_generator, seed_everything
+
+
+def test_params_key_is_order_independent_and_sensitive():
+    assert params_key({"a": 1, "b": [1, 2]}) == params_key({"b": [1, 2], "a": 1})
+    assert params_key({"a": 1}) != params_key({"a": 2})
+    assert params_key({"a": np.int64(3)}) == params_key({"a": 3})
+    with pytest.raises(TypeError, match="cannot use a object"):
+        params_key({"a": object()})
+
+
+def test_cache_computes_once_and_resumes(tmp_path):
+    cache = ResultCache(tmp_path)
+    calls = []
+    def compute():
+        calls.append(1)
+        return {"acc": 0.9}
+    assert cache.get_or_compute("models", {"seed": 1}, compute) == {"acc": 0.9}
+    assert ResultCache(tmp_path).get_or_compute("models", {"seed": 1}, compute) == {"acc": 0.9}
+    assert len(calls) == 1 and cache.has("models", {"seed": 1})
+
+
+def test_cache_failed_compute_writes_nothing(tmp_path):
+    cache = ResultCache(tmp_path)
+    def boom():
+        raise RuntimeError("killed half-way")
+    with pytest.raises(RuntimeError):
+        cache.get_or_compute("models", {"seed": 1}, boom)
+    assert not cache.has("models", {"seed": 1})
+    assert not (tmp_path / "models").exists() or not any((tmp_path / "models").iterdir())
+
+
+def test_cache_corrupted_entry_is_recomputed_not_returned(tmp_path):
+    cache = ResultCache(tmp_path)
+    cache.get_or_compute("t", {"k": 1}, lambda: [1, 2, 3])
+    entry = cache.entry("t", {"k": 1})
+    entry.write_bytes(b"truncated")
+    with pytest.warns(UserWarning, match="does not match its checksum"):
+        assert cache.get_or_compute("t", {"k": 1}, lambda: [4]) == [4]
+
+
+def test_atomic_write_keeps_old_file_on_error(tmp_path):
+    target = tmp_path / "t.csv"
+    target.write_text("old")
+    with pytest.raises(ValueError):
+        with atomic_write(target) as tmp:
+            tmp.write_text("half")
+            raise ValueError("crash")
+    assert target.read_text() == "old" and list(tmp_path.iterdir()) == [target]
+
+
+def _outputs(cfg_path, out):
+    import matplotlib.pyplot as plt
+    from aine_lib.data import load_dataset
+    from aine_lib.experiments.data_overview import dataset_summary, length_table
+    from aine_lib.plotting import length_histograms
+
+    cfg = load_config(cfg_path, overrides={"output_dir": str(out)})
+    run = RunContext(cfg, notebook="00_data", device="cpu")
+    datasets = {"planted": load_dataset("planted", cfg)}
+    table = run.save_table(dataset_summary(datasets, glove=None, seed=cfg.seed), "summary")
+    fig = length_histograms(length_table(datasets))
+    figure = run.save_figure(fig, "lengths")
+    plt.close(fig)
+    return table.read_bytes(), figure.read_bytes(), cfg
+
+
+def test_same_seed_same_bytes_and_manifest(tiny_config, tmp_path):
+    path = tiny_config()
+    t1, f1, cfg = _outputs(path, tmp_path / "run1")
+    t2, f2, _ = _outputs(path, tmp_path / "run2")
+    assert t1 == t2 and f1 == f2
+    manifest = json.loads((tmp_path / "run1" / "figures" / "manifest.json").read_text())
+    record = manifest["lengths.png"]
+    assert record["notebook"] == "notebooks/00_data.ipynb" and record["config_name"] == "tiny"
+    assert {"git_commit", "packages", "device", "runtime_s", "parameters", "sha256"} <= set(record)
+    assert record["packages"]["torch"].startswith("2.13")
+
+
+def test_manifest_that_is_not_json_is_not_overwritten(tiny_config, tmp_path):
+    cfg = load_config(tiny_config(), overrides={"output_dir": str(tmp_path / "o")})
+    cfg.tables_dir.mkdir(parents=True)
+    (cfg.tables_dir / "manifest.json").write_text("{broken")
+    with pytest.raises(RuntimeError, match="git checkout"):
+        RunContext(cfg, notebook="x", device="cpu").save_table(pd.DataFrame({"a": [1]}), "t")
+    assert (cfg.tables_dir / "manifest.json").read_text() == "{broken"
+
+
+def test_output_names_are_checked(tiny_config, tmp_path):
+    cfg = load_config(tiny_config(), overrides={"output_dir": str(tmp_path)})
+    with pytest.raises(ValueError, match="no suffix"):
+        RunContext(cfg, notebook="x", device="cpu").save_table(pd.DataFrame({"a": [1]}), "t.csv")
+
+
+def test_seed_everything_repeats_torch_and_numpy():
+    seed_everything(5)
+    a = (torch.randn(3), np.random.rand(3))
+    seed_everything(5)
+    b = (torch.randn(3), np.random.rand(3))
+    assert torch.equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    g1, g2 = make_generator(9), make_generator(9)
+    assert torch.equal(torch.rand(4, generator=g1), torch.rand(4, generator=g2))
+
+
+def test_get_device():
+    assert get_device("cpu").type == "cpu"
+    assert get_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ValueError, match="one of"):
+        get_device("gpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="device: auto"):
+            get_device("cuda")
+
+
+def test_bootstrap_ci_brackets_mean_and_is_seeded():
+    from aine_lib.metrics.bootstrap import bootstrap_ci
+
+    x = np.random.default_rng(0).normal(3.0, 1.0, size=400)
+    lo, hi = bootstrap_ci(x, seed=1)
+    assert lo < x.mean() < hi and hi - lo < 0.3
+    assert bootstrap_ci(x, seed=1) == (lo, hi)
+    with pytest.raises(ValueError):
+        bootstrap_ci([], seed=1)
