@@ -97,6 +97,49 @@ class DataConfig:
             raise ConfigError(f"data.min_freq must be >= 1, got {self.min_freq}")
 
 
+EncoderName = Literal["lstm", "cnn", "average"]
+AttentionName = Literal["additive", "dot"]
+
+
+@dataclass(frozen=True)
+class RNNStudyConfig:
+    """The Jain & Wallace family of experiments on RNN/CNN/Average classifiers."""
+
+    encoders: tuple[EncoderName, ...] = ("lstm", "cnn", "average")
+    attentions: tuple[AttentionName, ...] = ("additive", "dot")
+    seeds: tuple[int, ...] = (0, 1, 2)
+    hidden_dim: int = 128
+    epochs: int = 8
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 1e-5
+    max_length: int | None = 500
+    max_analysis_examples: int | None = None
+    top_k: int = 5
+    n_permutations: int = 100
+    adversary_epsilon: float = 0.01
+    adversary_candidates: int = 4
+    adversary_steps: int = 200
+
+    def __post_init__(self) -> None:
+        for name in ("encoders", "attentions", "seeds"):
+            values = getattr(self, name)
+            if not values or len(set(values)) != len(values):
+                raise ConfigError(f"rnn.{name} must be a non-empty list without repeats, got {list(values)}")
+        for name in ("hidden_dim", "epochs", "batch_size", "top_k", "n_permutations",
+                     "adversary_candidates", "adversary_steps"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"rnn.{name} must be >= 1, got {getattr(self, name)}")
+        if not 0 < self.lr < 1:
+            raise ConfigError(f"rnn.lr must be in (0, 1), got {self.lr}")
+        if not 0 < self.adversary_epsilon < 1:
+            raise ConfigError(f"rnn.adversary_epsilon must be in (0, 1), got {self.adversary_epsilon}")
+        for name in ("max_length", "max_analysis_examples"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigError(f"rnn.{name} must be a positive integer or null, got {value}")
+
+
 @dataclass(frozen=True)
 class NotebookConfig:
     """One notebook of the study and the parameters papermill injects into it."""
@@ -132,6 +175,7 @@ class StudyConfig:
     executed_dir: str = "build/notebooks"
     progress: bool = True
     data: DataConfig = field(default_factory=DataConfig)
+    rnn: RNNStudyConfig = field(default_factory=RNNStudyConfig)
     notebooks: tuple[NotebookConfig, ...] = ()
     # Set by the loader, not by the YAML file: the file this config came from.
     source: str = field(default="", compare=False)

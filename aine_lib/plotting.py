@@ -60,3 +60,113 @@ def length_histograms(lengths: pd.DataFrame, bins: int = 30, quantile_clip: floa
         ax.set_ylabel("density" if ax is axes[0][0] else "")
     fig.tight_layout()
     return fig
+
+
+def _facet(n: int, width: float = 3.2, height: float = 2.6, ncols: int | None = None):
+    ncols = ncols or n
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    return fig, list(axes.flat)
+
+
+def performance_points(summary: pd.DataFrame, metric: str = "test_f1") -> plt.Figure:
+    """Mean over seeds with +-1 std error bars, one panel per data set, one point per encoder x attention."""
+    datasets = list(dict.fromkeys(summary["dataset"]))
+    fig, axes = _facet(len(datasets))
+    for ax, name in zip(axes, datasets):
+        sub = summary[summary["dataset"] == name].reset_index(drop=True)
+        labels = [f"{e}\n{a}" for e, a in zip(sub["encoder"], sub["attention"])]
+        ax.errorbar(range(len(sub)), sub[f"{metric}_mean"], yerr=sub[f"{metric}_std"].fillna(0),
+                    fmt="o", capsize=3)
+        ax.set_xticks(range(len(sub)), labels, fontsize=7)
+        ax.set_title(name)
+        ax.set_ylabel(f"{metric} (mean ± sd over seeds)" if ax is axes[0] else "")
+    fig.tight_layout()
+    return fig
+
+
+def tau_histograms(per_instance: pd.DataFrame, comparison: str, column: str = "tau",
+                   label_names: dict[str, tuple[str, ...]] | None = None) -> plt.Figure:
+    """J&W Fig. 2: histogram of Kendall tau per instance, colored by predicted class; rows data sets, columns models."""
+    sub = per_instance[per_instance["comparison"] == comparison].copy()
+    if sub.empty:
+        raise ValueError(f"no rows for comparison {comparison!r}")
+    sub["model"] = sub["encoder"] + " / " + sub["attention"]
+    datasets = list(dict.fromkeys(sub["dataset"]))
+    models = list(dict.fromkeys(sub["model"]))
+    fig, axes = plt.subplots(len(datasets), len(models), figsize=(2.4 * len(models), 1.9 * len(datasets)),
+                             squeeze=False, sharex=True)
+    edges = np.linspace(-1, 1, 21)
+    for i, name in enumerate(datasets):
+        for j, model in enumerate(models):
+            ax = axes[i][j]
+            cell = sub[(sub["dataset"] == name) & (sub["model"] == model)]
+            for cls, g in cell.groupby("predicted"):
+                label = label_names[name][cls] if label_names else f"class {cls}"
+                ax.hist(g[column].dropna(), bins=edges, alpha=0.55, label=label)
+            ax.axvline(0, color="0.3", lw=0.6)
+            if i == 0:
+                ax.set_title(model, fontsize=8)
+            if j == 0:
+                ax.set_ylabel(name)
+            if i == len(datasets) - 1:
+                ax.set_xlabel(column.replace("_", " "))
+    axes[0][-1].legend(fontsize=6, title="predicted", title_fontsize=6)
+    fig.suptitle(f"Kendall {column.replace('_', ' ')}: {comparison}", y=1.0)
+    fig.tight_layout()
+    return fig
+
+
+def difference_densities(differences: pd.DataFrame) -> plt.Figure:
+    """J&W Fig. 3: density of tau(gradient, LOO) - tau(attention, LOO) per instance, per data set and model."""
+    datasets = list(dict.fromkeys(differences["dataset"]))
+    fig, axes = _facet(len(datasets))
+    for ax, name in zip(axes, datasets):
+        sub = differences[differences["dataset"] == name].copy()
+        sub["model"] = sub["encoder"] + " / " + sub["attention"]
+        sns.kdeplot(data=sub, x="difference", hue="model", common_norm=False, ax=ax, warn_singular=False,
+                    legend=ax is axes[0])
+        ax.axvline(0, color="0.3", lw=0.6)
+        ax.set_title(name)
+        ax.set_xlabel("tau(grad, LOO) - tau(attn, LOO)")
+    fig.tight_layout()
+    return fig
+
+
+def permutation_violins(per_instance: pd.DataFrame) -> plt.Figure:
+    """J&W Figs. 5-6: median output change under permuted attention, by max-attention bin."""
+    datasets = list(dict.fromkeys(per_instance["dataset"]))
+    fig, axes = _facet(len(datasets), width=4.0)
+    for ax, name in zip(axes, datasets):
+        sub = per_instance[per_instance["dataset"] == name]
+        order = sorted(sub["max_attention_bin"].unique())
+        sns.violinplot(data=sub, x="max_attention_bin", y="median_output_change", hue="encoder", order=order,
+                       cut=0, density_norm="width", linewidth=0.5, ax=ax, legend=ax is axes[0])
+        ax.set_title(name)
+        ax.set_xlabel("max attention")
+        ax.set_ylabel("median output change (TVD)" if ax is axes[0] else "")
+        ax.tick_params(axis="x", labelsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def adversarial_scatter(per_instance: pd.DataFrame) -> plt.Figure:
+    """J&W Figs. 8-9: max JSD of an epsilon-adversarial attention vs the instance's max attention."""
+    datasets = list(dict.fromkeys(per_instance["dataset"]))
+    fig, axes = _facet(len(datasets))
+    for ax, name in zip(axes, datasets):
+        sub = per_instance[per_instance["dataset"] == name].copy()
+        sub["model"] = sub["encoder"] + " / " + sub["attention"]
+        sns.scatterplot(data=sub, x="max_attention", y="max_jsd", hue="model", s=6, alpha=0.5, linewidth=0,
+                        ax=ax, legend=ax is axes[0])
+        ax.axhline(np.log(2), color="0.3", lw=0.6, ls="--")
+        ax.set_ylim(-0.02, 0.72)
+        ax.set_xlim(0, 1)
+        ax.set_title(name)
+        ax.set_ylabel("max JSD (ln 2 dashed)" if ax is axes[0] else "")
+    if axes and axes[0].get_legend() is not None:
+        axes[0].legend(fontsize=6, markerscale=2)
+    fig.tight_layout()
+    return fig
