@@ -159,8 +159,11 @@ def _fingerprint(df: pd.DataFrame) -> str:
 
 
 def _model_key(study: RNNStudy) -> dict:
+    """Everything that determines a trained model (so cached analyses never outlive their model)."""
     r = study.cfg.rnn
-    return {"hidden_dim": r.hidden_dim, "epochs": r.epochs, "max_length": r.max_length, "data": study.cfg.data}
+    return {"hidden_dim": r.hidden_dim, "epochs": r.epochs, "batch_size": r.batch_size, "lr": r.lr,
+            "weight_decay": r.weight_decay, "max_length": r.max_length, "data": study.cfg.data,
+            "config_seed": study.cfg.seed}
 
 
 def tau_per_instance(study: RNNStudy, seeds: tuple[int, ...] | None = None) -> pd.DataFrame:
