@@ -188,9 +188,12 @@ def tau_per_instance(study: RNNStudy, seeds: tuple[int, ...] | None = None) -> p
     return pd.DataFrame(rows)
 
 
-def tau_table(per_instance: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
-    """``tables/jw_tau.csv``: mean/std of tau, share significant (p < 0.05), top-k tau with bootstrap CI."""
-    keys = ["dataset", "encoder", "attention", "comparison"]
+def tau_table(per_instance: pd.DataFrame, seed: int = 0, by_class: bool = False) -> pd.DataFrame:
+    """``tables/jw_tau.csv``: mean/std of tau, share significant (p < 0.05), top-k tau with bootstrap CI.
+
+    ``by_class=True`` splits every row by predicted class, as J&W's Table 2 does.
+    """
+    keys = ["dataset", "encoder", "attention", "comparison"] + (["predicted"] if by_class else [])
     rows = []
     for key, g in per_instance.groupby(keys, sort=False):
         tau = g["tau"].dropna().to_numpy()
