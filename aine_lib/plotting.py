@@ -71,6 +71,11 @@ def _facet(n: int, width: float = 3.2, height: float = 2.6, ncols: int | None = 
     return fig, list(axes.flat)
 
 
+def _with_model_column(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy with ``model`` = "encoder / attention", the label every per-model plot uses."""
+    return df.assign(model=df["encoder"] + " / " + df["attention"])
+
+
 def performance_points(summary: pd.DataFrame, metric: str = "test_f1") -> plt.Figure:
     """Mean over seeds with +-1 std error bars, one panel per data set, one point per encoder x attention."""
     datasets = list(dict.fromkeys(summary["dataset"]))
@@ -90,10 +95,9 @@ def performance_points(summary: pd.DataFrame, metric: str = "test_f1") -> plt.Fi
 def tau_histograms(per_instance: pd.DataFrame, comparison: str, column: str = "tau",
                    label_names: dict[str, tuple[str, ...]] | None = None) -> plt.Figure:
     """J&W Fig. 2: histogram of Kendall tau per instance, colored by predicted class; rows data sets, columns models."""
-    sub = per_instance[per_instance["comparison"] == comparison].copy()
+    sub = _with_model_column(per_instance[per_instance["comparison"] == comparison])
     if sub.empty:
         raise ValueError(f"no rows for comparison {comparison!r}")
-    sub["model"] = sub["encoder"] + " / " + sub["attention"]
     datasets = list(dict.fromkeys(sub["dataset"]))
     models = list(dict.fromkeys(sub["model"]))
     fig, axes = plt.subplots(len(datasets), len(models), figsize=(2.4 * len(models), 1.9 * len(datasets)),
@@ -124,8 +128,7 @@ def difference_densities(differences: pd.DataFrame) -> plt.Figure:
     datasets = list(dict.fromkeys(differences["dataset"]))
     fig, axes = _facet(len(datasets))
     for ax, name in zip(axes, datasets):
-        sub = differences[differences["dataset"] == name].copy()
-        sub["model"] = sub["encoder"] + " / " + sub["attention"]
+        sub = _with_model_column(differences[differences["dataset"] == name])
         sns.kdeplot(data=sub, x="difference", hue="model", common_norm=False, ax=ax, warn_singular=False,
                     legend=ax is axes[0])
         ax.axvline(0, color="0.3", lw=0.6)
@@ -157,8 +160,7 @@ def adversarial_scatter(per_instance: pd.DataFrame) -> plt.Figure:
     datasets = list(dict.fromkeys(per_instance["dataset"]))
     fig, axes = _facet(len(datasets))
     for ax, name in zip(axes, datasets):
-        sub = per_instance[per_instance["dataset"] == name].copy()
-        sub["model"] = sub["encoder"] + " / " + sub["attention"]
+        sub = _with_model_column(per_instance[per_instance["dataset"] == name])
         sns.scatterplot(data=sub, x="max_attention", y="max_jsd", hue="model", s=6, alpha=0.5, linewidth=0,
                         ax=ax, legend=ax is axes[0])
         ax.axhline(np.log(2), color="0.3", lw=0.6, ls="--")
