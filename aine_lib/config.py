@@ -110,6 +110,7 @@ class RNNStudyConfig:
     seeds: tuple[int, ...] = (0, 1, 2)
     hidden_dim: int = 128
     epochs: int = 8
+    patience: int | None = 2
     batch_size: int = 32
     lr: float = 1e-3
     weight_decay: float = 1e-5
@@ -134,7 +135,7 @@ class RNNStudyConfig:
             raise ConfigError(f"rnn.lr must be in (0, 1), got {self.lr}")
         if not 0 < self.adversary_epsilon < 1:
             raise ConfigError(f"rnn.adversary_epsilon must be in (0, 1), got {self.adversary_epsilon}")
-        for name in ("max_length", "max_analysis_examples"):
+        for name in ("max_length", "max_analysis_examples", "patience"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ConfigError(f"rnn.{name} must be a positive integer or null, got {value}")

@@ -89,7 +89,7 @@ class RNNStudy:
             encoder=encoder, attention=attention, vocab_size=len(vocab), embed_dim=emb.shape[1],
             hidden_dim=r.hidden_dim, n_classes=len(data.label_names), uniform_attention=uniform_attention)
         train_cfg = TrainConfig(epochs=r.epochs, batch_size=r.batch_size, lr=r.lr,
-                                weight_decay=r.weight_decay, max_length=r.max_length)
+                                weight_decay=r.weight_decay, max_length=r.max_length, patience=r.patience)
         model, result = trained_classifier(self.cache, data, model_cfg, train_cfg, seed, self.device,
                                            embeddings=emb, progress=self.progress)
         model.eval()
@@ -161,7 +161,7 @@ def _fingerprint(df: pd.DataFrame) -> str:
 def _model_key(study: RNNStudy) -> dict:
     """Everything that determines a trained model (so cached analyses never outlive their model)."""
     r = study.cfg.rnn
-    return {"hidden_dim": r.hidden_dim, "epochs": r.epochs, "batch_size": r.batch_size, "lr": r.lr,
+    return {"hidden_dim": r.hidden_dim, "epochs": r.epochs, "patience": r.patience, "batch_size": r.batch_size, "lr": r.lr,
             "weight_decay": r.weight_decay, "max_length": r.max_length, "data": study.cfg.data,
             "config_seed": study.cfg.seed}
 

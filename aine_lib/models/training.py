@@ -50,6 +50,7 @@ class TrainConfig:
     amsgrad: bool = True
     max_length: int | None = None               # truncate token ids to this many
     selection_metric: Literal["f1", "accuracy"] = "f1"   # dev metric that picks the epoch
+    patience: int | None = None                 # stop after this many epochs without a better dev metric
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
@@ -58,6 +59,8 @@ class TrainConfig:
             raise ConfigError(f"need lr > 0 and weight_decay >= 0, got lr={self.lr}, weight_decay={self.weight_decay}")
         if self.max_length is not None and self.max_length < 1:
             raise ConfigError(f"max_length must be a positive integer or None, got {self.max_length}")
+        if self.patience is not None and self.patience < 1:
+            raise ConfigError(f"patience must be a positive integer or None, got {self.patience}")
         if self.selection_metric not in ("f1", "accuracy"):
             raise ConfigError(f"selection_metric must be 'f1' or 'accuracy', got {self.selection_metric!r}")
 
@@ -244,6 +247,8 @@ def train_classifier(model: AttentionClassifier, train_df: pd.DataFrame, dev_df:
         if row[metric] > best_score:
             best_score, best_epoch = row[metric], epoch
             best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+        elif train_cfg.patience is not None and epoch - best_epoch >= train_cfg.patience:
+            break  # early stopping on dev: the chosen epoch is the same as with more epochs unless dev improves later
     model.load_state_dict(best_state)
     model.eval()
     return TrainResult(best_state, best_epoch, pd.DataFrame(rows, columns=list(HISTORY_COLUMNS)))

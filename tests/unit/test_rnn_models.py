@@ -227,3 +227,18 @@ def test_trained_classifier_trains_once_then_loads(tmp_path, monkeypatch):
     # Another seed is another entry.
     trained_classifier(cache, data, cfg, train_cfg, seed=6, device="cpu", embeddings=emb)
     assert len(calls) == 2
+
+
+def test_early_stopping_stops_after_patience_epochs_without_dev_improvement():
+    data = planted_data(40, 20)
+    vocab = data.build_vocabulary()
+    # lr so small the weights do not move: dev F1 never improves after epoch 1.
+    cfg = TrainConfig(epochs=6, batch_size=16, lr=1e-12, patience=2)
+    model = AttentionClassifier(planted_model_cfg(len(vocab)))
+    result = train_classifier(model, data.train, data.dev, vocab, cfg, seed=0, device="cpu")
+    assert list(result.history["epoch"]) == [1, 2, 3] and result.best_epoch == 1
+    full = train_classifier(AttentionClassifier(planted_model_cfg(len(vocab))), data.train, data.dev, vocab,
+                            TrainConfig(epochs=4, batch_size=16, lr=1e-12), seed=0, device="cpu")
+    assert len(full.history) == 4
+    with pytest.raises(ConfigError, match="patience"):
+        TrainConfig(patience=0)
