@@ -26,3 +26,24 @@ def test_missing_notebook_is_reported_and_others_still_run(tiny_config, tmp_path
     result = runner.invoke(app, ["run", "--config", str(path)])
     assert result.exit_code == 1
     assert "01_missing: FAILED" in result.output and "02_missing: FAILED" in result.output
+
+
+def test_failing_cell_is_named_and_the_next_notebook_still_runs(tiny_config, tmp_path):
+    import nbformat
+
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    for name, body in (("01_broken", "raise ValueError('planted failure')"), ("02_fine", "x = 1")):
+        nb = nbformat.v4.new_notebook()
+        nb.cells = [nbformat.v4.new_code_cell("config = None\noverrides = {}", metadata={"tags": ["parameters"]}),
+                    nbformat.v4.new_code_cell("y = 2"),
+                    nbformat.v4.new_code_cell(body)]
+        nb.metadata = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
+        nbformat.write(nb, folder / f"{name}.ipynb")
+    path = tiny_config(f"notebook_dir: {folder}\nexecuted_dir: {tmp_path / 'executed'}\n"
+                       "notebooks:\n  - name: 01_broken\n  - name: 02_fine\n")
+    result = runner.invoke(app, ["run", "--config", str(path)])
+    assert result.exit_code == 1
+    # papermill inserts the injected-parameters cell after the tagged one, so the failing cell is index 3
+    assert "01_broken: FAILED at cell 3" in result.output and "ValueError: planted failure" in result.output
+    assert "02_fine: ok" in result.output and (tmp_path / "executed" / "02_fine.ipynb").exists()
