@@ -139,18 +139,25 @@ def difference_densities(differences: pd.DataFrame) -> plt.Figure:
 
 
 def permutation_violins(per_instance: pd.DataFrame) -> plt.Figure:
-    """J&W Figs. 5-6: median output change under permuted attention, by max-attention bin."""
+    """J&W Figs. 5-6: median output change under permuted attention, by max-attention bin.
+
+    Columns are data sets, rows attention types, colours encoders (one violin per model and bin).
+    """
     datasets = list(dict.fromkeys(per_instance["dataset"]))
-    fig, axes = _facet(len(datasets), width=4.0)
-    for ax, name in zip(axes, datasets):
-        sub = per_instance[per_instance["dataset"] == name]
-        order = sorted(sub["max_attention_bin"].unique())
-        sns.violinplot(data=sub, x="max_attention_bin", y="median_output_change", hue="encoder", order=order,
-                       cut=0, density_norm="width", linewidth=0.5, ax=ax, legend=ax is axes[0])
-        ax.set_title(name)
-        ax.set_xlabel("max attention")
-        ax.set_ylabel("median output change (TVD)" if ax is axes[0] else "")
-        ax.tick_params(axis="x", labelsize=7)
+    attentions = list(dict.fromkeys(per_instance["attention"]))
+    order = sorted(per_instance["max_attention_bin"].unique())
+    fig, axes = plt.subplots(len(attentions), len(datasets), figsize=(4.0 * len(datasets), 2.6 * len(attentions)),
+                             squeeze=False)
+    for i, attention in enumerate(attentions):
+        for j, name in enumerate(datasets):
+            ax = axes[i][j]
+            sub = per_instance[(per_instance["dataset"] == name) & (per_instance["attention"] == attention)]
+            sns.violinplot(data=sub, x="max_attention_bin", y="median_output_change", hue="encoder", order=order,
+                           cut=0, density_norm="width", linewidth=0.5, ax=ax, legend=(i == 0 and j == 0))
+            ax.set_title(f"{name}, {attention} attention")
+            ax.set_xlabel("max attention" if i == len(attentions) - 1 else "")
+            ax.set_ylabel("median output change (TVD)" if j == 0 else "")
+            ax.tick_params(axis="x", labelsize=7)
     fig.tight_layout()
     return fig
 
