@@ -55,6 +55,7 @@ class RNNStudy:
         self.cache = ResultCache(cfg.cache_path)
         self.progress = progress_enabled(cfg)
         self._data: dict[str, tuple[TextClassificationData, Vocabulary, np.ndarray]] = {}
+        self._analysis_rows: dict[str, tuple[pd.DataFrame, str]] = {}
 
     @cached_property
     def glove(self):
@@ -71,12 +72,22 @@ class RNNStudy:
 
     def analysis_split(self, name: str) -> pd.DataFrame:
         """The test rows the attribution experiments use (a seeded, capped subset in smoke runs)."""
-        data, _, _ = self.prepared(name)
-        test = data.test
-        cap = self.cfg.rnn.max_analysis_examples
-        if cap is not None and len(test) > cap:
-            test = test.sample(n=cap, random_state=self.cfg.seed).sort_index()
-        return test.reset_index(drop=True)
+        return self._analysis(name)[0]
+
+    def analysis_fingerprint(self, name: str) -> str:
+        """Hash of the analysis rows: part of every cached analysis's key."""
+        return self._analysis(name)[1]
+
+    def _analysis(self, name: str) -> tuple[pd.DataFrame, str]:
+        if name not in self._analysis_rows:
+            data, _, _ = self.prepared(name)
+            test = data.test
+            cap = self.cfg.rnn.max_analysis_examples
+            if cap is not None and len(test) > cap:
+                test = test.sample(n=cap, random_state=self.cfg.seed).sort_index()
+            test = test.reset_index(drop=True)
+            self._analysis_rows[name] = (test, _fingerprint(test))
+        return self._analysis_rows[name]
 
     def train(self, name: str, encoder: str, attention: str, seed: int,
               uniform_attention: bool = False) -> TrainedModel:
@@ -145,7 +156,7 @@ def importance_scores(study: RNNStudy, m: TrainedModel) -> dict[str, list[np.nda
     out = {}
     for name in ("attention", "gradient", "loo"):
         key = {"dataset": m.dataset, "encoder": m.encoder, "attention": m.attention, "seed": m.seed,
-               "method": name, "rows": _fingerprint(df), "config": _model_key(study)}
+               "method": name, "rows": study.analysis_fingerprint(m.dataset), "config": _model_key(study)}
         out[name] = study.cache.get_or_compute(
             "rnn_attributions", key,
             lambda name=name: attribute_dataset(get_method(name, m.model), m.model, df, vocab, study.device,
@@ -252,7 +263,7 @@ def permutation_per_instance(study: RNNStudy, seeds: tuple[int, ...] | None = No
                                            "median_output_change": change.cpu().numpy()}))
             return pd.concat(parts, ignore_index=True)
         key = {"model": [m.dataset, m.encoder, m.attention, m.seed], "config": _model_key(study),
-               "rows": _fingerprint(study.analysis_split(m.dataset)), "n_permutations": n}
+               "rows": study.analysis_fingerprint(m.dataset), "n_permutations": n}
         df = study.cache.get_or_compute("rnn_permutation", key, compute)
         rows.append(df.assign(dataset=m.dataset, encoder=m.encoder, attention=m.attention, seed=m.seed))
     return pd.concat(rows, ignore_index=True)
@@ -278,7 +289,7 @@ def adversarial_per_instance(study: RNNStudy, seeds: tuple[int, ...] | None = No
                                            "found": res.found.cpu().numpy()}))
             return pd.concat(parts, ignore_index=True)
         key = {"model": [m.dataset, m.encoder, m.attention, m.seed], "config": _model_key(study),
-               "rows": _fingerprint(study.analysis_split(m.dataset)), "epsilon": r.adversary_epsilon,
+               "rows": study.analysis_fingerprint(m.dataset), "epsilon": r.adversary_epsilon,
                "candidates": r.adversary_candidates, "steps": r.adversary_steps}
         df = study.cache.get_or_compute("rnn_adversary", key, compute)
         rows.append(df.assign(dataset=m.dataset, encoder=m.encoder, attention=m.attention, seed=m.seed))
