@@ -25,6 +25,7 @@ from aine_lib.driver import progress_enabled
 from aine_lib.io import ResultCache
 from aine_lib.metrics.bootstrap import bootstrap_ci
 from aine_lib.metrics.rank import kendall_tau, kendall_tau_top_k
+from aine_lib.models.rnn_attention import MODEL_CODE_VERSION
 from aine_lib.repro import get_device
 
 COMPARISONS = (("attention", "gradient"), ("attention", "loo"), ("gradient", "loo"))
@@ -174,7 +175,7 @@ def _model_key(study: RNNStudy) -> dict:
     r = study.cfg.rnn
     return {"hidden_dim": r.hidden_dim, "epochs": r.epochs, "patience": r.patience, "batch_size": r.batch_size, "lr": r.lr,
             "weight_decay": r.weight_decay, "max_length": r.max_length, "data": study.cfg.data,
-            "config_seed": study.cfg.seed}
+            "config_seed": study.cfg.seed, "code_version": MODEL_CODE_VERSION}
 
 
 def tau_per_instance(study: RNNStudy, seeds: tuple[int, ...] | None = None) -> pd.DataFrame:

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from aine_lib.config import ConfigError
 from aine_lib.data.text import TextClassificationData, Vocabulary
 from aine_lib.io import ResultCache
-from aine_lib.models.rnn_attention import AttentionClassifier, RNNClassifierConfig
+from aine_lib.models.rnn_attention import MODEL_CODE_VERSION, AttentionClassifier, RNNClassifierConfig
 from aine_lib.repro import make_generator, seed_everything
 
 CACHE_NAMESPACE = "rnn_classifiers"
@@ -325,6 +325,7 @@ def trained_classifier(cache: ResultCache, data: TextClassificationData, model_c
         "model": model_cfg,
         "train": train_cfg,
         "seed": seed,
+        "code_version": MODEL_CODE_VERSION,
     }
     seed_everything(seed)
     model = AttentionClassifier(model_cfg, embeddings).to(device)

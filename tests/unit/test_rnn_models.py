@@ -49,6 +49,44 @@ def test_attention_is_a_distribution_over_real_tokens(encoder, attention):
     assert bool((out.hidden[~batch.mask] == 0).all())
 
 
+def test_bilstm_equals_a_packed_bidirectional_lstm_with_the_same_weights():
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    from aine_lib.models.rnn_attention import BiLSTMEncoder
+
+    torch.manual_seed(3)
+    ours = BiLSTMEncoder(embed_dim=5, hidden_dim=4)
+    reference = torch.nn.LSTM(5, 4, batch_first=True, bidirectional=True)
+    with torch.no_grad():
+        for name in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"):
+            getattr(reference, name).copy_(getattr(ours.forward_lstm, name))
+            getattr(reference, name + "_reverse").copy_(getattr(ours.backward_lstm, name))
+    lengths = torch.tensor([6, 2, 1, 4])
+    mask = torch.arange(6)[None, :] < lengths[:, None]
+    x = torch.randn(4, 6, 5) * mask.unsqueeze(-1)
+    x_ref = x.clone().requires_grad_(True)
+    x_ours = x.clone().requires_grad_(True)
+    packed = pack_padded_sequence(x_ref, lengths, batch_first=True, enforce_sorted=False)
+    expected, _ = pad_packed_sequence(reference(packed)[0], batch_first=True, total_length=6)
+    got = ours(x_ours, mask)
+    assert torch.allclose(got, expected, atol=1e-6)
+    weights = torch.randn_like(expected)
+    (expected * weights).sum().backward()
+    (got * weights).sum().backward()
+    assert torch.allclose(x_ours.grad, x_ref.grad, atol=1e-6)
+
+
+def test_reverse_within_length_is_an_involution_that_keeps_padding():
+    from aine_lib.models.rnn_attention import BiLSTMEncoder
+
+    x = torch.arange(12.0).reshape(2, 6, 1)
+    mask = torch.tensor([[True] * 4 + [False] * 2, [True] * 6])
+    flipped = BiLSTMEncoder.reverse_within_length(x, mask)
+    assert flipped[0, :, 0].tolist() == [3, 2, 1, 0, 4, 5]
+    assert flipped[1, :, 0].tolist() == [11, 10, 9, 8, 7, 6]
+    assert torch.equal(BiLSTMEncoder.reverse_within_length(flipped, mask), x)
+
+
 @pytest.mark.parametrize("encoder,attention", [(e, "additive") for e in ENCODERS] + [("lstm", "dot")])
 def test_padding_changes_nothing_at_real_positions(encoder, attention):
     model = tiny_model(encoder, attention, seed=1)
