@@ -142,6 +142,35 @@ class RNNStudyConfig:
 
 
 @dataclass(frozen=True)
+class CounterStudyConfig:
+    """Wiegreffe & Pinter 2019 and Serrano & Smith 2019 on the models of :class:`RNNStudyConfig`.
+
+    Training settings (hidden size, epochs, optimiser) are the ``rnn`` section's.
+    """
+
+    encoders: tuple[EncoderName, ...] = ("lstm",)        # base models of the W&P experiments
+    attentions: tuple[AttentionName, ...] = ("additive",)
+    variance_seeds: tuple[int, ...] = (0, 1, 2, 3, 4)    # the first is the base model the others are compared with
+    adversary_lambdas: tuple[float, ...] = (0.0, 0.1, 0.3, 1.0, 3.0, 10.0)
+    diagnostic_adversary_lambda: float = 1.0             # which adversary guides the diagnostic MLP
+    erasure_encoders: tuple[EncoderName, ...] = ("lstm", "cnn", "average")
+
+    def __post_init__(self) -> None:
+        for name in ("encoders", "attentions", "variance_seeds", "adversary_lambdas", "erasure_encoders"):
+            values = getattr(self, name)
+            if not values or len(set(values)) != len(values):
+                raise ConfigError(f"counter.{name} must be a non-empty list without repeats, got {list(values)}")
+        if len(self.variance_seeds) < 2:
+            raise ConfigError(f"counter.variance_seeds needs >= 2 seeds (a base and one to compare), "
+                              f"got {list(self.variance_seeds)}")
+        if any(lam < 0 for lam in self.adversary_lambdas):
+            raise ConfigError(f"counter.adversary_lambdas must be >= 0, got {list(self.adversary_lambdas)}")
+        if self.diagnostic_adversary_lambda not in self.adversary_lambdas:
+            raise ConfigError(f"counter.diagnostic_adversary_lambda ({self.diagnostic_adversary_lambda}) must be "
+                              f"one of counter.adversary_lambdas {list(self.adversary_lambdas)}")
+
+
+@dataclass(frozen=True)
 class NotebookConfig:
     """One notebook of the study and the parameters papermill injects into it."""
 
@@ -177,6 +206,7 @@ class StudyConfig:
     progress: bool = True
     data: DataConfig = field(default_factory=DataConfig)
     rnn: RNNStudyConfig = field(default_factory=RNNStudyConfig)
+    counter: CounterStudyConfig = field(default_factory=CounterStudyConfig)
     notebooks: tuple[NotebookConfig, ...] = ()
     # Set by the loader, not by the YAML file: the file this config came from.
     source: str = field(default="", compare=False)

@@ -179,3 +179,133 @@ def adversarial_scatter(per_instance: pd.DataFrame) -> plt.Figure:
         axes[0].legend(fontsize=6, markerscale=2)
     fig.tight_layout()
     return fig
+
+
+# ----- Wiegreffe & Pinter, Serrano & Smith (notebooks 05-07) ---------------------------
+
+def uniform_baseline_points(table: pd.DataFrame) -> plt.Figure:
+    """W&P Table 2 as a figure: test F1 (mean ± sd over seeds) of trained and uniform attention per encoder."""
+    datasets = list(dict.fromkeys(table["dataset"]))
+    fig, axes = _facet(len(datasets))
+    attentions = list(dict.fromkeys(table["attention"]))
+    for ax, name in zip(axes, datasets):
+        sub = table[table["dataset"] == name]
+        encoders = list(dict.fromkeys(sub["encoder"]))
+        width = 0.8 / len(attentions)
+        for i, attention in enumerate(attentions):
+            rows = sub[sub["attention"] == attention].set_index("encoder").reindex(encoders)
+            x = np.arange(len(encoders)) + (i - (len(attentions) - 1) / 2) * width
+            ax.errorbar(x, rows["test_f1_mean"], yerr=rows["test_f1_std"].fillna(0), fmt="o", capsize=3,
+                        label=attention, color="0.35" if attention == "uniform" else None)
+        ax.set_xticks(range(len(encoders)), encoders)
+        ax.set_title(name)
+        ax.set_ylabel("test macro-F1 (mean ± sd)" if ax is axes[0] else "")
+    axes[0].legend(fontsize=7, title="attention", title_fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def jsd_densities(samples: pd.DataFrame) -> plt.Figure:
+    """W&P Fig. 3 idea: per data set, densities of per-instance JSD from the base attention, one line per source.
+
+    ``samples`` is tidy: columns dataset, source (e.g. "other seed", "J&W adversary"), jsd.
+    """
+    datasets = list(dict.fromkeys(samples["dataset"]))
+    fig, axes = _facet(len(datasets))
+    edges = np.linspace(0, np.log(2), 36)
+    for ax, name in zip(axes, datasets):
+        sub = samples[samples["dataset"] == name]
+        for source, g in sub.groupby("source", sort=False):
+            ax.hist(g["jsd"], bins=edges, density=True, histtype="step", lw=1.2,
+                    label=f"{source} (median {g['jsd'].median():.3f})")
+        ax.axvline(np.log(2), color="0.3", lw=0.6, ls="--")
+        ax.set_title(name)
+        ax.set_xlabel("JSD to the base model's attention (nats)")
+        ax.set_ylabel("density" if ax is axes[0] else "")
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    return fig
+
+
+def tradeoff_curves(table: pd.DataFrame) -> plt.Figure:
+    """W&P Fig. 4: mean TVD to the base predictions vs mean JSD to its attention; adversaries by lambda, seeds as x."""
+    datasets = list(dict.fromkeys(table["dataset"]))
+    fig, axes = _facet(len(datasets))
+    for ax, name in zip(axes, datasets):
+        sub = table[table["dataset"] == name]
+        adv = sub[sub["kind"] == "adversary"].sort_values("adversary_lambda")
+        seeds = sub[sub["kind"] == "seed"]
+        for kind, rows, style in (("adversary", adv, "o-"), ("other seeds", seeds, "x")):
+            xerr = [rows["jsd_mean"] - rows["jsd_ci_low"], rows["jsd_ci_high"] - rows["jsd_mean"]]
+            yerr = [rows["tvd_mean"] - rows["tvd_ci_low"], rows["tvd_ci_high"] - rows["tvd_mean"]]
+            ax.errorbar(rows["jsd_mean"], rows["tvd_mean"], xerr=xerr, yerr=yerr, fmt=style, capsize=2, ms=4,
+                        lw=0.9, label=kind)
+        for _, row in adv.iterrows():
+            ax.annotate(f"λ={row['adversary_lambda']:g}", (row["jsd_mean"], row["tvd_mean"]), fontsize=6,
+                        textcoords="offset points", xytext=(3, 3))
+        ax.set_xlim(0, np.log(2) * 1.02)
+        ax.set_title(name)
+        ax.set_xlabel("mean JSD to base attention (nats)")
+        ax.set_ylabel("mean TVD to base output" if ax is axes[0] else "")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def diagnostic_points(table: pd.DataFrame) -> plt.Figure:
+    """W&P Table 3 as a figure: test F1 of the context-free model per attention guide."""
+    datasets = list(dict.fromkeys(table["dataset"]))
+    fig, axes = _facet(len(datasets))
+    for ax, name in zip(axes, datasets):
+        sub = table[table["dataset"] == name].reset_index(drop=True)
+        labels = [g if m == "-" else f"{g}\n{m}" for g, m in zip(sub["guide"], sub["guide_model"])]
+        ax.errorbar(range(len(sub)), sub["test_f1_mean"], yerr=sub["test_f1_std"].fillna(0), fmt="o", capsize=3)
+        ax.set_xticks(range(len(sub)), labels, fontsize=6)
+        ax.set_title(name)
+        ax.set_ylabel("test macro-F1 of the Average model" if ax is axes[0] else "")
+    fig.tight_layout()
+    return fig
+
+
+def single_erasure_scatter(per_instance: pd.DataFrame) -> plt.Figure:
+    """S&S Fig. 2: JSD(top erased) - JSD(random erased) vs attention(top) - attention(random), per data set."""
+    df = _with_model_column(per_instance[per_instance["n"] > 1])
+    df = df.assign(weight_difference=df["weight_top"] - df["weight_random"],
+                   jsd_difference=df["jsd_top"] - df["jsd_random"])
+    datasets = list(dict.fromkeys(df["dataset"]))
+    fig, axes = _facet(len(datasets))
+    for ax, name in zip(axes, datasets):
+        sub = df[df["dataset"] == name]
+        sns.scatterplot(data=sub, x="weight_difference", y="jsd_difference", hue="model", s=5, alpha=0.4,
+                        linewidth=0, ax=ax, legend=ax is axes[0])
+        ax.axhline(0, color="0.3", lw=0.6)
+        ax.set_xlim(0, 1)
+        ax.set_title(name)
+        ax.set_xlabel("attention(i*) − attention(r)")
+        ax.set_ylabel("ΔJSD(i*) − ΔJSD(r) of the output" if ax is axes[0] else "")
+    if axes[0].get_legend() is not None:
+        axes[0].legend(fontsize=6, markerscale=2)
+    fig.tight_layout()
+    return fig
+
+
+def erasure_boxplots(per_instance: pd.DataFrame) -> plt.Figure:
+    """S&S Fig. 5: fraction of attention items erased before the decision flips, per order and model."""
+    df = _with_model_column(per_instance[(per_instance["n"] > 1) & per_instance["flipped"].astype(bool)])
+    datasets = list(dict.fromkeys(df["dataset"]))
+    fig, axes = _facet(len(datasets), width=4.2, ncols=2)
+    order_names = list(dict.fromkeys(per_instance["order"]))
+    for ax, name in zip(axes, datasets):
+        sub = df[df["dataset"] == name]
+        sns.boxplot(data=sub, x="model", y="fraction", hue="order", hue_order=order_names, fliersize=0.5,
+                    linewidth=0.6, ax=ax, legend=ax is axes[0])
+        ax.set_ylim(0, 1)
+        ax.set_title(name)
+        ax.set_xlabel("")
+        ax.tick_params(axis="x", labelsize=6, rotation=20)
+        ax.set_ylabel("fraction erased until the decision flips" if ax is axes[0] else "")
+    if axes[0].get_legend() is not None:
+        axes[0].legend(fontsize=6, title="order", title_fontsize=6, ncol=4, loc="lower left",
+                       bbox_to_anchor=(0.0, 1.08))
+    fig.tight_layout()
+    return fig

@@ -223,7 +223,8 @@ def train_classifier(model: AttentionClassifier, train_df: pd.DataFrame, dev_df:
     if not train_ids:
         raise ValueError("the training split is empty")
     generator = make_generator(seed)
-    optimiser = torch.optim.Adam(model.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay,
+    trainable = [p for p in model.parameters() if p.requires_grad]   # a frozen guide model is not trained
+    optimiser = torch.optim.Adam(trainable, lr=train_cfg.lr, weight_decay=train_cfg.weight_decay,
                                  amsgrad=train_cfg.amsgrad)
     metric = "dev_f1" if train_cfg.selection_metric == "f1" else "dev_accuracy"
     rows, best_state, best_epoch, best_score = [], None, 0, -float("inf")
@@ -282,8 +283,7 @@ def _save_result(result: TrainResult, path: Path) -> None:
 
 def _load_result(path: Path) -> TrainResult:
     blob = torch.load(path, map_location="cpu", weights_only=True)
-    return TrainResult(blob["state_dict"], int(blob["best_epoch"]),
-                       pd.DataFrame(blob["history"], columns=list(HISTORY_COLUMNS)))
+    return TrainResult(blob["state_dict"], int(blob["best_epoch"]), pd.DataFrame(blob["history"]))
 
 
 def _training_vocabulary(data: TextClassificationData, vocab_size: int) -> Vocabulary:
