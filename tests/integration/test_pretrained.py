@@ -35,3 +35,19 @@ def test_non_eager_attention_raises_a_clear_error(root):
     inputs = tokenizer(["fine"], return_tensors="pt")
     with pytest.raises(AttentionUnavailableError, match="attn_implementation='eager'"):
         attention_maps(model.eval(), inputs)
+
+
+def test_our_minilm_equals_hugging_faces_on_the_checkpoint(root):
+    from aine_lib.data.pretrained import minilm_dir
+    from aine_lib.models.transformer_encoder import TransformerClassifier
+
+    torch.manual_seed(0)
+    hf, tokenizer = load_minilm_classifier(root, num_labels=2)
+    hf.eval()
+    ours = TransformerClassifier.from_pretrained(minilm_dir(root), n_classes=2).eval()
+    ours.load_bert_state_dict(hf.state_dict())      # the same (random) classifier head
+    inputs = tokenizer(["a gorgeous, witty film", "dull"], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        expected = hf(**inputs).logits
+        got = ours(inputs["input_ids"], inputs["attention_mask"].bool()).logits
+    assert torch.allclose(got, expected, atol=1e-4)
