@@ -11,12 +11,30 @@ import torch
 
 from aine_lib.attribution.attention import AttentionWeights
 from aine_lib.attribution.base import AttributionMethod, AttributionResult
+from aine_lib.attribution.captum_methods import (DeepLiftMethod, GradientXInput, IntegratedGradientsMethod,
+                                                 KernelShapMethod, LimeMethod, Occlusion, RandomScores)
 from aine_lib.attribution.gradient import GradientImportance
 from aine_lib.attribution.occlusion import LeaveOneOut
+from aine_lib.attribution.transformer_attention import (AttentionFlow, Chefer, GradAttention, NormBased,
+                                                        RawAttentionCLSLast, RawAttentionCLSMean,
+                                                        RawAttentionLayerHead, Rollout)
+
+#: RNN/CNN/Average models only (they read the single attention distribution or detach it).
+RNN_METHODS = ("attention", "gradient")
+#: Transformer models only (they read attention per layer and head).
+TRANSFORMER_METHODS = ("attention_cls_last", "attention_cls_mean", "attention_layer_head", "rollout", "flow",
+                       "norm", "grad_attention", "chefer")
+#: Any model with ``embed`` and ``forward(ids, mask, embeddings=...)``.
+GENERIC_METHODS = ("loo", "gradient_x_input", "integrated_gradients", "deeplift", "occlusion", "lime",
+                   "kernel_shap", "random")
 
 METHODS: dict[str, type[AttributionMethod]] = {
-    cls.name: cls for cls in (AttentionWeights, GradientImportance, LeaveOneOut)
+    cls.name: cls for cls in (AttentionWeights, GradientImportance, LeaveOneOut, GradientXInput,
+                              IntegratedGradientsMethod, DeepLiftMethod, Occlusion, LimeMethod, KernelShapMethod,
+                              RandomScores, RawAttentionCLSLast, RawAttentionCLSMean, RawAttentionLayerHead,
+                              Rollout, AttentionFlow, NormBased, GradAttention, Chefer)
 }
+assert set(METHODS) == set(RNN_METHODS + TRANSFORMER_METHODS + GENERIC_METHODS)
 
 __all__ = ["METHODS", "AttributionMethod", "AttributionResult", "attribute_dataset", "get_method"]
 

@@ -51,6 +51,9 @@ class EncoderConfig:
     dropout: float = 0.1              # hidden and attention-probability dropout
     n_classes: int = 2
     pad_id: int = 0
+    cls_id: int | None = None         # special tokens: never attributed, never erased (None: not used)
+    sep_id: int | None = None
+    mask_id: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "hidden", "layers", "heads", "intermediate", "max_positions"):
@@ -66,6 +69,10 @@ class EncoderConfig:
     @property
     def head_dim(self) -> int:
         return self.hidden // self.heads
+
+    @property
+    def special_ids(self) -> tuple[int, ...]:
+        return tuple(i for i in (self.cls_id, self.sep_id) if i is not None)
 
 
 @dataclass
@@ -122,6 +129,16 @@ class EncoderLayer(nn.Module):
         x, probs, values = self.attention(x, key_mask, head_mask)
         ffn = self.output(self.activation(self.intermediate(x)))
         return self.norm(x + self.dropout(ffn)), probs, values
+
+
+def _special_ids(path: Path) -> dict[str, int]:
+    """Ids of [CLS], [SEP], [MASK] from the checkpoint's ``vocab.txt`` (one token per line)."""
+    vocab_file = path / "vocab.txt"
+    if not vocab_file.exists():
+        return {}
+    index = {tok: i for i, tok in enumerate(vocab_file.read_text(encoding="utf-8").splitlines())}
+    return {f"{name}_id": index[tok] for name, tok in (("cls", "[CLS]"), ("sep", "[SEP]"), ("mask", "[MASK]"))
+            if tok in index}
 
 
 class TransformerClassifier(nn.Module):
@@ -201,7 +218,7 @@ class TransformerClassifier(nn.Module):
                             heads=hf["num_attention_heads"], intermediate=hf["intermediate_size"],
                             max_positions=hf["max_position_embeddings"], type_vocab_size=hf["type_vocab_size"],
                             layer_norm_eps=hf["layer_norm_eps"], dropout=dropout, n_classes=n_classes,
-                            pad_id=hf.get("pad_token_id", 0))
+                            pad_id=hf.get("pad_token_id", 0), **_special_ids(path))
         model = cls(cfg)
         files = sorted(path.glob("*.safetensors"))
         if not files:
