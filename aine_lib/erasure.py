@@ -38,17 +38,15 @@ __all__ = ["ORDERS", "attention_gradient", "erase_and_renormalise", "fraction_un
 def erase_and_renormalise(attention: torch.Tensor, erase: torch.Tensor) -> torch.Tensor:
     """Zero the weights where ``erase`` is True and renormalise each row to sum to 1.
 
-    A row whose kept weights sum to 0 (everything with weight erased) raises:
-    its attention would be undefined.
+    A row with no weight left (every item with weight erased, or the rest
+    underflowed to exactly 0) becomes all zeros: the decoder then sees a zero
+    context, as in S&S's code (``normalize(p=1)`` of a zero row).
     """
     if erase.shape != attention.shape:
         raise ValueError(f"erase {tuple(erase.shape)} must have the attention's shape {tuple(attention.shape)}")
     kept = attention.masked_fill(erase.bool(), 0.0)
     total = kept.sum(-1, keepdim=True)
-    if bool((total <= 0).any()):
-        raise ValueError("erasing these items leaves a row with no attention weight; keep at least one item "
-                         "with positive weight per row")
-    return kept / total
+    return torch.where(total > 0, kept / total.clamp_min(torch.finfo(kept.dtype).tiny), torch.zeros_like(kept))
 
 
 def _decision(decode: Decode, hidden: torch.Tensor, attention: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -136,12 +134,12 @@ def fraction_until_flip(decode: Decode, hidden: torch.Tensor, attention: torch.T
     """Erase items in ``order`` (``[B, T]``, real positions first) until the decision flips.
 
     For each row with ``n`` real items, the outputs after erasing the first
-    ``k = 1 .. n-1`` items are all computed (the last item is never erased: the
-    attention would be empty). Returns ``[B]`` tensors ``n``, ``removed`` (the
-    smallest ``k`` that flips the decision, or ``n`` when none does),
-    ``flipped`` and ``fraction = removed / n`` (NaN when the decision never
-    flips). ``max_elements`` bounds each ``decode`` call at that many hidden
-    values (rows x T x H).
+    ``k = 1 .. n`` items are all computed; ``k = n`` leaves a zero context (S&S
+    erase all items too, and count a flip there as fraction 1). Returns ``[B]``
+    tensors ``n``, ``removed`` (the smallest ``k`` that flips the decision, or
+    ``n + 1`` when none does), ``flipped`` and ``fraction = removed / n`` (NaN
+    when the decision never flips). ``max_elements`` bounds each ``decode``
+    call at that many hidden values (rows x T x H).
     """
     mask = _check_attention(attention, mask)
     hidden = _check_hidden(hidden, attention)
@@ -155,8 +153,8 @@ def fraction_until_flip(decode: Decode, hidden: torch.Tensor, attention: torch.T
     rank.scatter_(-1, order, torch.arange(T, device=order.device).expand(B, T).contiguous())
     if bool((mask & (rank >= n.unsqueeze(-1))).any()):
         raise ValueError("order must list each row's real positions first (sort padding last)")
-    # All (row, k) pairs with 1 <= k <= n-1, evaluated in chunks.
-    counts = (n - 1).clamp(min=0)
+    # All (row, k) pairs with 1 <= k <= n, evaluated in chunks.
+    counts = n
     pair_row = torch.repeat_interleave(torch.arange(B, device=attention.device), counts)
     starts = torch.cumsum(counts, 0) - counts
     pair_k = torch.arange(len(pair_row), device=attention.device) - starts[pair_row] + 1
@@ -169,13 +167,13 @@ def fraction_until_flip(decode: Decode, hidden: torch.Tensor, attention: torch.T
         att = erase_and_renormalise(attention[rows], erase)
         _, new_decision = _decision(decode, hidden[rows], att)
         flips[start:start + step] = new_decision != decision[rows]
-    # First flipping k per row: min over flipping pairs, n when none.
+    # First flipping k per row: min over flipping pairs, n + 1 when none.
     big = n.max() + 1 if B else torch.tensor(1)
     candidate = torch.where(flips, pair_k, torch.full_like(pair_k, int(big)))
     first = torch.full((B,), int(big), dtype=pair_k.dtype, device=attention.device)
     first = first.scatter_reduce(0, pair_row, candidate, reduce="amin")
     flipped = first < big
-    removed = torch.where(flipped, first, n)
+    removed = torch.where(flipped, first, n + 1)
     fraction = torch.where(flipped, removed.to(attention.dtype) / n.to(attention.dtype),
                            torch.full_like(attention[:, 0], float("nan")))
     return {"n": n, "removed": removed, "flipped": flipped, "fraction": fraction}

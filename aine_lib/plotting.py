@@ -208,16 +208,20 @@ def uniform_baseline_points(table: pd.DataFrame) -> plt.Figure:
 def jsd_densities(samples: pd.DataFrame) -> plt.Figure:
     """W&P Fig. 3 idea: per data set, densities of per-instance JSD from the base attention, one line per source.
 
-    ``samples`` is tidy: columns dataset, source (e.g. "other seed", "J&W adversary"), jsd.
+    ``samples`` is tidy: columns dataset, encoder, attention, source (e.g.
+    "other seeds", "J&W adversary"), jsd. One line per model and source.
     """
+    samples = _with_model_column(samples)
     datasets = list(dict.fromkeys(samples["dataset"]))
     fig, axes = _facet(len(datasets))
     edges = np.linspace(0, np.log(2), 36)
+    several_models = samples["model"].nunique() > 1
     for ax, name in zip(axes, datasets):
         sub = samples[samples["dataset"] == name]
-        for source, g in sub.groupby("source", sort=False):
+        for (model, source), g in sub.groupby(["model", "source"], sort=False):
+            label = f"{model}: {source}" if several_models else source
             ax.hist(g["jsd"], bins=edges, density=True, histtype="step", lw=1.2,
-                    label=f"{source} (median {g['jsd'].median():.3f})")
+                    label=f"{label} (median {g['jsd'].median():.3f})")
         ax.axvline(np.log(2), color="0.3", lw=0.6, ls="--")
         ax.set_title(name)
         ax.set_xlabel("JSD to the base model's attention (nats)")
@@ -229,20 +233,22 @@ def jsd_densities(samples: pd.DataFrame) -> plt.Figure:
 
 def tradeoff_curves(table: pd.DataFrame) -> plt.Figure:
     """W&P Fig. 4: mean TVD to the base predictions vs mean JSD to its attention; adversaries by lambda, seeds as x."""
+    table = _with_model_column(table)
     datasets = list(dict.fromkeys(table["dataset"]))
+    several_models = table["model"].nunique() > 1
     fig, axes = _facet(len(datasets))
     for ax, name in zip(axes, datasets):
-        sub = table[table["dataset"] == name]
-        adv = sub[sub["kind"] == "adversary"].sort_values("adversary_lambda")
-        seeds = sub[sub["kind"] == "seed"]
-        for kind, rows, style in (("adversary", adv, "o-"), ("other seeds", seeds, "x")):
-            xerr = [rows["jsd_mean"] - rows["jsd_ci_low"], rows["jsd_ci_high"] - rows["jsd_mean"]]
-            yerr = [rows["tvd_mean"] - rows["tvd_ci_low"], rows["tvd_ci_high"] - rows["tvd_mean"]]
-            ax.errorbar(rows["jsd_mean"], rows["tvd_mean"], xerr=xerr, yerr=yerr, fmt=style, capsize=2, ms=4,
-                        lw=0.9, label=kind)
-        for _, row in adv.iterrows():
-            ax.annotate(f"λ={row['adversary_lambda']:g}", (row["jsd_mean"], row["tvd_mean"]), fontsize=6,
-                        textcoords="offset points", xytext=(3, 3))
+        for model, sub in table[table["dataset"] == name].groupby("model", sort=False):
+            adv = sub[sub["kind"] == "adversary"].sort_values("adversary_lambda")
+            seeds = sub[sub["kind"] == "seed"]
+            for kind, rows, style in (("adversary", adv, "o-"), ("other seeds", seeds, "x")):
+                xerr = [rows["jsd_mean"] - rows["jsd_ci_low"], rows["jsd_ci_high"] - rows["jsd_mean"]]
+                yerr = [rows["tvd_mean"] - rows["tvd_ci_low"], rows["tvd_ci_high"] - rows["tvd_mean"]]
+                ax.errorbar(rows["jsd_mean"], rows["tvd_mean"], xerr=xerr, yerr=yerr, fmt=style, capsize=2, ms=4,
+                            lw=0.9, label=f"{model}: {kind}" if several_models else kind)
+            for _, row in adv.iterrows():
+                ax.annotate(f"λ={row['adversary_lambda']:g}", (row["jsd_mean"], row["tvd_mean"]), fontsize=6,
+                            textcoords="offset points", xytext=(3, 3))
         ax.set_xlim(0, np.log(2) * 1.02)
         ax.set_title(name)
         ax.set_xlabel("mean JSD to base attention (nats)")

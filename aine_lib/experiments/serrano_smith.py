@@ -18,7 +18,7 @@ import pandas as pd
 
 from aine_lib.erasure import ORDERS
 from aine_lib.experiments.jain_wallace import RNNStudy, TrainedModel, _encoded_batches, _generator, _model_key
-from aine_lib.metrics.bootstrap import bootstrap_ci
+from aine_lib.metrics.bootstrap import cluster_bootstrap_ci
 
 
 def _models(study: RNNStudy):
@@ -58,22 +58,24 @@ def flip_table(per_instance: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     """``tables/erasure_flips.csv``: S&S's 2x2 table (% of instances) per model type, pooled over seeds.
 
     Rows with a single item are dropped (there is no random other item).
-    ``jsd_top_minus_random`` is the mean paired difference of output JSD with
-    its bootstrap CI.
+    ``jsd_top_minus_random`` is the mean paired difference of output JSD. CIs
+    resample test examples with all their seeds (a cluster bootstrap: one
+    example scored by several seeds' models is not several independent rows).
     """
     keys = ["dataset", "encoder", "attention"]
     rows = []
     for key, g in per_instance[per_instance["n"] > 1].groupby(keys, sort=False):
         top, rand = g["flip_top"].to_numpy(bool), g["flip_random"].to_numpy(bool)
         diff = (g["jsd_top"] - g["jsd_random"]).to_numpy()
-        lo, hi = bootstrap_ci(diff, seed=seed)
-        flo, fhi = bootstrap_ci(top.astype(float), seed=seed)
+        clusters = g["example"].to_numpy()
+        lo, hi = cluster_bootstrap_ci(diff, clusters, seed=seed)
+        flo, fhi = cluster_bootstrap_ci(top.astype(float), clusters, seed=seed)
         rows.append(dict(zip(keys, key)) | {
             "pct_both_flip": 100 * np.mean(top & rand), "pct_only_top_flips": 100 * np.mean(top & ~rand),
             "pct_only_random_flips": 100 * np.mean(~top & rand), "pct_neither": 100 * np.mean(~top & ~rand),
             "pct_top_flips": 100 * top.mean(), "pct_top_flips_ci_low": 100 * flo, "pct_top_flips_ci_high": 100 * fhi,
             "jsd_top_minus_random_mean": diff.mean(), "jsd_diff_ci_low": lo, "jsd_diff_ci_high": hi,
-            "n": len(g)})
+            "n": len(g), "n_examples": g["example"].nunique(), "n_seeds": g["seed"].nunique()})
     return pd.DataFrame(rows)
 
 
@@ -101,33 +103,38 @@ def erasure_per_instance(study: RNNStudy) -> pd.DataFrame:
 
 
 def erasure_table(per_instance: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
-    """``tables/erasure.csv``: per model type and order, the fraction of items removed before the first flip.
+    """``tables/erasure.csv``: per model type and order, the fraction of items erased before the first flip.
 
-    ``fraction_median`` (bootstrap CI) is over instances whose decision flips
-    under this order; ``frac_flipped`` is their share. ``frac_smaller_than_attention``
-    is, among instances where both this order and the attention order flip,
-    the share where this order needs strictly fewer items (S&S's comparison);
-    ``frac_larger_than_attention`` the reverse. Single-item rows are dropped.
+    ``fraction_median`` (cluster-bootstrap CI over test examples) is over the
+    instances whose decision flips under *this* order (so orders are compared
+    on different subsets when their flip rates differ; ``frac_flipped`` gives
+    the rate). ``frac_smaller_than_attention`` is S&S's comparison
+    (``get_inds_where_grad_more_efficient``): over all instances, the share
+    where this order flips the decision with strictly fewer items than the
+    attention order, an order that flips counting as fewer than one that never
+    does; ``frac_larger_than_attention`` the reverse. Single-item rows are
+    dropped.
     """
     keys = ["dataset", "encoder", "attention"]
     df = per_instance[per_instance["n"] > 1]
     rows = []
     for key, g in df.groupby(keys, sort=False):
+        # removed = n + 1 when the decision never flips, so "never" loses to any flip
         wide = g.pivot_table(index=["seed", "example"], columns="order", values="removed", aggfunc="first")
-        flipped = g.pivot_table(index=["seed", "example"], columns="order", values="flipped", aggfunc="first")
         for order in ORDERS:
             o = g[g["order"] == order]
-            fr = o.loc[o["flipped"].astype(bool), "fraction"].to_numpy()
+            flipped = o["flipped"].astype(bool).to_numpy()
+            fr = o.loc[flipped, "fraction"].to_numpy()
             if len(fr):
-                lo, hi = bootstrap_ci(fr, seed=seed, statistic=np.median)
+                lo, hi = cluster_bootstrap_ci(fr, o.loc[flipped, "example"].to_numpy(), seed=seed,
+                                              statistic=np.median)
                 med = float(np.median(fr))
             else:
                 med = lo = hi = np.nan
-            both = flipped[order].astype(bool) & flipped["attention"].astype(bool)
-            smaller = (wide.loc[both, order] < wide.loc[both, "attention"]).mean() if both.any() else np.nan
-            larger = (wide.loc[both, order] > wide.loc[both, "attention"]).mean() if both.any() else np.nan
             rows.append(dict(zip(keys, key)) | {
                 "order": order, "fraction_median": med, "fraction_ci_low": lo, "fraction_ci_high": hi,
-                "frac_flipped": o["flipped"].astype(bool).mean(), "frac_smaller_than_attention": smaller,
-                "frac_larger_than_attention": larger, "n": len(o)})
+                "frac_flipped": flipped.mean(),
+                "frac_smaller_than_attention": (wide[order] < wide["attention"]).mean(),
+                "frac_larger_than_attention": (wide[order] > wide["attention"]).mean(),
+                "n": len(o), "n_examples": o["example"].nunique(), "n_seeds": o["seed"].nunique()})
     return pd.DataFrame(rows)

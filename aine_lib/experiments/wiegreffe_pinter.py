@@ -37,6 +37,18 @@ def _base_key(study: RNNStudy, dataset: str, encoder: str, attention: str, seed:
     return {"model": [dataset, encoder, attention, seed], "config": _model_key(study)}
 
 
+def adversary_seed(study: RNNStudy) -> int:
+    """The adversary's seed: the first *comparison* seed, not the base model's.
+
+    With the base seed the adversary would start from the base model's exact
+    initial weights and see the same batch order, so a small JSD at low lambda
+    would partly be shared initialisation. With the first other seed, the
+    lambda = 0 adversary and that seed's model differ only in their objective
+    (match the base model's outputs vs fit the gold labels).
+    """
+    return study.cfg.counter.variance_seeds[1]
+
+
 def _test_metrics(model, study: RNNStudy, dataset: str) -> dict:
     from aine_lib.models.training import evaluate
 
@@ -85,7 +97,10 @@ def uniform_baseline_table(trained: pd.DataFrame, uniform: pd.DataFrame) -> pd.D
 # ----- seed variance (W&P section 3.2) ----------------------------------------------
 
 def seed_variance_per_instance(study: RNNStudy) -> pd.DataFrame:
-    """Per analysis instance and seed: TVD/JSD between each other-seed model and the base (first seed) model."""
+    """Per analysis instance and seed: TVD/JSD between each other-seed model and the base (first seed) model.
+
+    W&P plot, per instance, the *median over seeds*; see :func:`median_over_seeds`.
+    """
     from aine_lib.models.counter import compare_with_base
 
     c = study.cfg.counter
@@ -102,6 +117,12 @@ def seed_variance_per_instance(study: RNNStudy) -> pd.DataFrame:
                     cmp = compare_with_base(other, base, df, vocab, study.device, study.cfg.rnn.max_length)
                     parts.append(cmp.assign(dataset=name, encoder=encoder, attention=attention, seed=seed))
     return pd.concat(parts, ignore_index=True)
+
+
+def median_over_seeds(per_instance: pd.DataFrame) -> pd.DataFrame:
+    """One row per instance: the median over the other seeds of TVD and JSD to the base model (W&P Fig. 3)."""
+    keys = ["dataset", "encoder", "attention", "example"]
+    return per_instance.groupby(keys, sort=False)[["tvd", "jsd"]].median().reset_index()
 
 
 # ----- model-consistent adversary (W&P section 4) --------------------------------------
@@ -130,7 +151,8 @@ def adversary_per_instance(study: RNNStudy) -> pd.DataFrame:
                 for lam in c.adversary_lambdas:
                     adversary, result = trained_consistent_adversary(
                         study.cache, data, model_cfg, base, _base_key(study, name, encoder, attention, base_seed),
-                        lam, _train_cfg(study), base_seed, study.device, embeddings=emb, progress=study.progress)
+                        lam, _train_cfg(study), adversary_seed(study), study.device, embeddings=emb,
+                        progress=study.progress)
                     cmp = compare_with_base(adversary, base, df, vocab, study.device, study.cfg.rnn.max_length)
                     ids = dict(dataset=name, encoder=encoder, attention=attention, adversary_lambda=lam)
                     parts.append(cmp.assign(**ids, best_epoch=result.best_epoch))
@@ -211,7 +233,7 @@ def diagnostic_runs(study: RNNStudy) -> pd.DataFrame:
                                                 n_classes=len(data.label_names))
                 lam = c.diagnostic_adversary_lambda
                 adversary, _ = trained_consistent_adversary(study.cache, data, model_cfg, base, key, lam,
-                                                            _train_cfg(study), base_seed, study.device,
+                                                            _train_cfg(study), adversary_seed(study), study.device,
                                                             embeddings=emb, progress=study.progress)
                 guides = {"trained": (base, key), "adversary": (adversary, key | {"adversary_lambda": lam})}
                 for guide_name, (guide, guide_key) in guides.items():

@@ -131,3 +131,22 @@ def test_bootstrap_ci_brackets_mean_and_is_seeded():
     assert bootstrap_ci(x, seed=1) == (lo, hi)
     with pytest.raises(ValueError):
         bootstrap_ci([], seed=1)
+
+
+def test_cluster_bootstrap_is_wider_than_the_row_bootstrap_for_duplicated_rows():
+    from aine_lib.metrics.bootstrap import bootstrap_ci, cluster_bootstrap_ci
+
+    rng = np.random.default_rng(0)
+    per_example = rng.normal(size=200)
+    values = np.repeat(per_example, 5)              # 5 "seeds" that agree exactly: 200 independent values
+    clusters = np.repeat(np.arange(200), 5)
+    lo_r, hi_r = bootstrap_ci(values, seed=1)
+    lo_c, hi_c = cluster_bootstrap_ci(values, clusters, seed=1)
+    lo_e, hi_e = bootstrap_ci(per_example, seed=1)
+    assert hi_c - lo_c > 1.8 * (hi_r - lo_r)        # rows pretend to be 1000 independent values
+    assert hi_c - lo_c == pytest.approx(hi_e - lo_e, rel=0.25)
+    assert lo_c < values.mean() < hi_c
+    med = cluster_bootstrap_ci(values, clusters, seed=1, statistic=np.median)
+    assert med[0] < np.median(values) < med[1]
+    with pytest.raises(ValueError, match="cluster labels"):
+        cluster_bootstrap_ci(values, clusters[:-1], seed=1)
