@@ -171,6 +171,73 @@ class CounterStudyConfig:
 
 
 @dataclass(frozen=True)
+class ScratchTransformerConfig:
+    """The small from-scratch Transformer encoder (trained on the planted task)."""
+
+    hidden: int = 64
+    layers: int = 2
+    heads: int = 4
+    intermediate: int = 128
+    dropout: float = 0.1
+    epochs: int = 10
+    lr: float = 1e-3
+
+    def __post_init__(self) -> None:
+        for name in ("hidden", "layers", "heads", "intermediate", "epochs"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"transformer.scratch.{name} must be >= 1, got {getattr(self, name)}")
+        if self.hidden % self.heads:
+            raise ConfigError(f"transformer.scratch.hidden ({self.hidden}) must be divisible by heads ({self.heads})")
+        if not 0 <= self.dropout < 1 or not 0 < self.lr < 1:
+            raise ConfigError(f"transformer.scratch needs dropout in [0, 1) and lr in (0, 1), got "
+                              f"{self.dropout}, {self.lr}")
+
+
+FaithfulnessMode = Literal["remove", "mask", "attention_mask"]
+
+
+@dataclass(frozen=True)
+class TransformerStudyConfig:
+    """Transformer encoders (notebooks 08-10): fine-tuned MiniLM and a small from-scratch model."""
+
+    minilm_datasets: tuple[DatasetName, ...] = ("sst", "newsgroups")
+    scratch_datasets: tuple[DatasetName, ...] = ("planted",)
+    seeds: tuple[int, ...] = (0,)
+    max_length: int = 256                 # wordpieces (or words) including [CLS] and [SEP]
+    batch_size: int = 32
+    minilm_epochs: int = 3
+    minilm_lr: float = 5e-5
+    weight_decay: float = 0.01
+    warmup_fraction: float = 0.1
+    patience: int | None = 1
+    scratch: ScratchTransformerConfig = field(default_factory=ScratchTransformerConfig)
+    max_analysis_examples: int | None = 500
+    fractions: tuple[float, ...] = (0.01, 0.05, 0.1, 0.2, 0.5)
+    deletion_modes: tuple[FaithfulnessMode, ...] = ("remove", "mask", "attention_mask")
+    ig_steps: int = 32
+    lime_samples: int = 200
+    shap_samples: int = 200
+    top_k: int = 5
+
+    def __post_init__(self) -> None:
+        for name in ("seeds", "fractions", "deletion_modes"):
+            values = getattr(self, name)
+            if not values or len(set(values)) != len(values):
+                raise ConfigError(f"transformer.{name} must be a non-empty list without repeats, got {list(values)}")
+        if any(not 0 < f <= 1 for f in self.fractions):
+            raise ConfigError(f"transformer.fractions must be in (0, 1], got {list(self.fractions)}")
+        if self.max_length < 3:
+            raise ConfigError(f"transformer.max_length must be >= 3 ([CLS], a token, [SEP]), got {self.max_length}")
+        for name in ("batch_size", "minilm_epochs", "ig_steps", "lime_samples", "shap_samples", "top_k"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"transformer.{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("max_analysis_examples", "patience"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigError(f"transformer.{name} must be a positive integer or null, got {value}")
+
+
+@dataclass(frozen=True)
 class NotebookConfig:
     """One notebook of the study and the parameters papermill injects into it."""
 
@@ -207,6 +274,7 @@ class StudyConfig:
     data: DataConfig = field(default_factory=DataConfig)
     rnn: RNNStudyConfig = field(default_factory=RNNStudyConfig)
     counter: CounterStudyConfig = field(default_factory=CounterStudyConfig)
+    transformer: TransformerStudyConfig = field(default_factory=TransformerStudyConfig)
     notebooks: tuple[NotebookConfig, ...] = ()
     # Set by the loader, not by the YAML file: the file this config came from.
     source: str = field(default="", compare=False)
