@@ -1,0 +1,289 @@
+"""A readable encoder-decoder Transformer (Vaswani et al. 2017) with every attention tensor exposed.
+
+In the spirit of nanoGPT's ``model.py``: one file, one config dataclass, no
+framework. The paper's "base" design at a small size:
+
+* sinusoidal positions added to ``sqrt(d_model)``-scaled token embeddings;
+* post-LayerNorm residual blocks (``x = LN(x + Sublayer(x))``) as in the paper;
+* encoder layers: self-attention + feed-forward (ReLU);
+  decoder layers: causal self-attention + cross-attention over the encoder
+  output + feed-forward;
+* a linear output layer tied to the target embeddings.
+
+Every forward pass returns the attention probabilities by name
+(:class:`Seq2SeqOutput.attentions`): ``"encoder_self"``, ``"decoder_self"``
+and ``"cross"``, each a tuple with one ``[B, heads, T_query, T_key]`` tensor
+per layer, kept in the autograd graph (gradient-weighted methods need that).
+Decoding: :meth:`Seq2SeqTransformer.greedy` and :meth:`Seq2SeqTransformer.beam_search`
+(beam 1 is exactly greedy; tested).
+
+Token ids: 0 = padding, 1 = beginning of sentence, 2 = end of sentence, in both
+vocabularies.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from aine_lib.config import ConfigError
+
+PAD, BOS, EOS = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class Seq2SeqConfig:
+    src_vocab: int
+    tgt_vocab: int
+    d_model: int = 128
+    heads: int = 4
+    encoder_layers: int = 2
+    decoder_layers: int = 2
+    d_ff: int = 512
+    dropout: float = 0.1
+    max_len: int = 256
+
+    def __post_init__(self) -> None:
+        for name in ("src_vocab", "tgt_vocab", "d_model", "heads", "encoder_layers", "decoder_layers", "d_ff",
+                     "max_len"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.src_vocab < 3 or self.tgt_vocab < 3:
+            raise ConfigError("vocabularies need at least the 3 special ids (pad, bos, eos)")
+        if self.d_model % self.heads:
+            raise ConfigError(f"d_model ({self.d_model}) must be divisible by heads ({self.heads})")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+
+
+@dataclass
+class Seq2SeqOutput:
+    logits: torch.Tensor                                  # [B, T_tgt, V_tgt]
+    attentions: dict[str, tuple[torch.Tensor, ...]]       # name -> per layer [B, heads, Tq, Tk]
+    values: dict[str, tuple[torch.Tensor, ...]]           # name -> per layer [B, heads, Tk, d_head]
+    memory: torch.Tensor                                  # [B, T_src, d] encoder output
+
+
+def sinusoidal_positions(length: int, d_model: int) -> torch.Tensor:
+    """``[length, d_model]``: PE(pos, 2i) = sin(pos / 10000^(2i/d)), PE(pos, 2i+1) = cos(...)."""
+    position = torch.arange(length, dtype=torch.float32).unsqueeze(1)
+    div = torch.exp(torch.arange(0, d_model, 2, dtype=torch.float32) * (-math.log(10000.0) / d_model))
+    pe = torch.zeros(length, d_model)
+    pe[:, 0::2] = torch.sin(position * div)
+    pe[:, 1::2] = torch.cos(position * div[: d_model // 2])
+    return pe
+
+
+class MultiHeadAttention(nn.Module):
+    """Scaled dot-product attention over ``heads`` heads; returns output, probabilities and values."""
+
+    def __init__(self, cfg: Seq2SeqConfig):
+        super().__init__()
+        self.heads, self.d_head = cfg.heads, cfg.d_model // cfg.heads
+        self.query = nn.Linear(cfg.d_model, cfg.d_model)
+        self.key = nn.Linear(cfg.d_model, cfg.d_model)
+        self.value = nn.Linear(cfg.d_model, cfg.d_model)
+        self.output = nn.Linear(cfg.d_model, cfg.d_model)
+        self.dropout = nn.Dropout(cfg.dropout)
+
+    def _split(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, _ = x.shape
+        return x.view(B, T, self.heads, self.d_head).transpose(1, 2)
+
+    def forward(self, x: torch.Tensor, memory: torch.Tensor, key_mask: torch.Tensor, causal: bool = False,
+                head_mask: torch.Tensor | None = None):
+        q, k, v = self._split(self.query(x)), self._split(self.key(memory)), self._split(self.value(memory))
+        scores = q @ k.transpose(-1, -2) / math.sqrt(self.d_head)                   # [B, h, Tq, Tk]
+        allowed = key_mask[:, None, None, :]
+        if causal:
+            Tq, Tk = scores.shape[-2:]
+            allowed = allowed & torch.ones(Tq, Tk, dtype=torch.bool, device=x.device).tril()
+        probs = torch.softmax(scores.masked_fill(~allowed, torch.finfo(scores.dtype).min), dim=-1)
+        mixed = self.dropout(probs) @ v
+        if head_mask is not None:
+            mixed = mixed * head_mask.view(1, -1, 1, 1).to(mixed.dtype)
+        B, h, T, d = mixed.shape
+        return self.output(mixed.transpose(1, 2).reshape(B, T, h * d)), probs, v
+
+
+class FeedForward(nn.Module):
+    def __init__(self, cfg: Seq2SeqConfig):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(cfg.d_model, cfg.d_ff), nn.ReLU(), nn.Dropout(cfg.dropout),
+                                 nn.Linear(cfg.d_ff, cfg.d_model))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class EncoderLayer(nn.Module):
+    def __init__(self, cfg: Seq2SeqConfig):
+        super().__init__()
+        self.self_attention = MultiHeadAttention(cfg)
+        self.feed_forward = FeedForward(cfg)
+        self.norm1, self.norm2 = nn.LayerNorm(cfg.d_model), nn.LayerNorm(cfg.d_model)
+        self.dropout = nn.Dropout(cfg.dropout)
+
+    def forward(self, x, mask, head_mask=None):
+        a, probs, v = self.self_attention(x, x, mask, head_mask=head_mask)
+        x = self.norm1(x + self.dropout(a))
+        return self.norm2(x + self.dropout(self.feed_forward(x))), probs, v
+
+
+class DecoderLayer(nn.Module):
+    def __init__(self, cfg: Seq2SeqConfig):
+        super().__init__()
+        self.self_attention = MultiHeadAttention(cfg)
+        self.cross_attention = MultiHeadAttention(cfg)
+        self.feed_forward = FeedForward(cfg)
+        self.norm1, self.norm2, self.norm3 = (nn.LayerNorm(cfg.d_model) for _ in range(3))
+        self.dropout = nn.Dropout(cfg.dropout)
+
+    def forward(self, y, tgt_mask, memory, src_mask, self_head_mask=None, cross_head_mask=None):
+        a, self_probs, self_v = self.self_attention(y, y, tgt_mask, causal=True, head_mask=self_head_mask)
+        y = self.norm1(y + self.dropout(a))
+        c, cross_probs, cross_v = self.cross_attention(y, memory, src_mask, head_mask=cross_head_mask)
+        y = self.norm2(y + self.dropout(c))
+        return self.norm3(y + self.dropout(self.feed_forward(y))), (self_probs, self_v), (cross_probs, cross_v)
+
+
+class Seq2SeqTransformer(nn.Module):
+    """Encoder-decoder Transformer; ``forward`` is teacher-forced, ``greedy``/``beam_search`` generate."""
+
+    def __init__(self, cfg: Seq2SeqConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.src_embedding = nn.Embedding(cfg.src_vocab, cfg.d_model, padding_idx=PAD)
+        self.tgt_embedding = nn.Embedding(cfg.tgt_vocab, cfg.d_model, padding_idx=PAD)
+        self.register_buffer("positions", sinusoidal_positions(cfg.max_len, cfg.d_model), persistent=False)
+        self.encoder = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.encoder_layers))
+        self.decoder = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.decoder_layers))
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.generator = nn.Linear(cfg.d_model, cfg.tgt_vocab, bias=False)
+        for p in self.parameters():
+            if p.ndim > 1:
+                nn.init.xavier_uniform_(p)
+        with torch.no_grad():
+            self.src_embedding.weight[PAD].zero_()
+            self.tgt_embedding.weight[PAD].zero_()
+        self.generator.weight = self.tgt_embedding.weight          # tied, as in the paper
+
+    # ----- stages -----------------------------------------------------------------
+    def embed_source(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.src_embedding(ids)
+
+    def embed_target(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.tgt_embedding(ids)
+
+    def _add_positions(self, e: torch.Tensor) -> torch.Tensor:
+        if e.shape[1] > self.cfg.max_len:
+            raise ValueError(f"sequence length {e.shape[1]} exceeds max_len {self.cfg.max_len}; truncate it")
+        return self.dropout(e * math.sqrt(self.cfg.d_model) + self.positions[: e.shape[1]])
+
+    def encode(self, src: torch.Tensor, src_mask: torch.Tensor, src_embeddings: torch.Tensor | None = None,
+               head_mask: torch.Tensor | None = None):
+        x = self._add_positions(self.embed_source(src) if src_embeddings is None else src_embeddings)
+        probs, values = [], []
+        for i, layer in enumerate(self.encoder):
+            x, p, v = layer(x, src_mask, None if head_mask is None else head_mask[i])
+            probs.append(p)
+            values.append(v)
+        return x, tuple(probs), tuple(values)
+
+    def decode(self, tgt_in: torch.Tensor, tgt_mask: torch.Tensor, memory: torch.Tensor, src_mask: torch.Tensor,
+               tgt_embeddings: torch.Tensor | None = None, self_head_mask: torch.Tensor | None = None,
+               cross_head_mask: torch.Tensor | None = None):
+        y = self._add_positions(self.embed_target(tgt_in) if tgt_embeddings is None else tgt_embeddings)
+        self_att, cross_att, self_v, cross_v = [], [], [], []
+        for i, layer in enumerate(self.decoder):
+            y, (sp, sv), (cp, cv) = layer(y, tgt_mask, memory, src_mask,
+                                          None if self_head_mask is None else self_head_mask[i],
+                                          None if cross_head_mask is None else cross_head_mask[i])
+            self_att.append(sp)
+            cross_att.append(cp)
+            self_v.append(sv)
+            cross_v.append(cv)
+        return self.generator(y), tuple(self_att), tuple(cross_att), tuple(self_v), tuple(cross_v)
+
+    def forward(self, src: torch.Tensor, src_mask: torch.Tensor, tgt_in: torch.Tensor, tgt_mask: torch.Tensor, *,
+                src_embeddings: torch.Tensor | None = None, tgt_embeddings: torch.Tensor | None = None,
+                head_masks: dict[str, torch.Tensor] | None = None) -> Seq2SeqOutput:
+        """Teacher-forced pass: ``tgt_in`` starts with BOS; ``logits[:, t]`` predicts target token ``t``.
+
+        ``head_masks`` may hold ``"encoder_self"``, ``"decoder_self"``, ``"cross"``: ``[layers, heads]``.
+        """
+        for name, mask, ids in (("src_mask", src_mask, src), ("tgt_mask", tgt_mask, tgt_in)):
+            if mask.dtype != torch.bool or mask.shape != ids.shape:
+                raise ValueError(f"{name} must be a bool tensor shaped like its ids {tuple(ids.shape)}")
+        hm = head_masks or {}
+        memory, enc_p, enc_v = self.encode(src, src_mask, src_embeddings, hm.get("encoder_self"))
+        logits, dec_p, cross_p, dec_v, cross_v = self.decode(tgt_in, tgt_mask, memory, src_mask, tgt_embeddings,
+                                                             hm.get("decoder_self"), hm.get("cross"))
+        return Seq2SeqOutput(logits, {"encoder_self": enc_p, "decoder_self": dec_p, "cross": cross_p},
+                             {"encoder_self": enc_v, "decoder_self": dec_v, "cross": cross_v}, memory)
+
+    # ----- generation -------------------------------------------------------------------
+    @torch.no_grad()
+    def greedy(self, src: torch.Tensor, src_mask: torch.Tensor, max_len: int = 64) -> list[list[int]]:
+        """Greedy decoding; returns each row's tokens without BOS, up to and excluding EOS."""
+        memory, _, _ = self.encode(src, src_mask)
+        B = src.shape[0]
+        out = torch.full((B, 1), BOS, dtype=torch.long, device=src.device)
+        done = torch.zeros(B, dtype=torch.bool, device=src.device)
+        for _ in range(max_len):
+            logits = self.decode(out, torch.ones_like(out, dtype=torch.bool), memory, src_mask)[0][:, -1]
+            nxt = logits.argmax(-1).masked_fill(done, PAD)
+            out = torch.cat([out, nxt[:, None]], 1)
+            done |= nxt == EOS
+            if bool(done.all()):
+                break
+        return [_strip(row) for row in out[:, 1:].tolist()]
+
+    @torch.no_grad()
+    def beam_search(self, src: torch.Tensor, src_mask: torch.Tensor, beam: int = 4, max_len: int = 64,
+                    length_penalty: float = 0.0) -> list[list[int]]:
+        """Beam search per example; scores are summed log-probabilities divided by ``length ** length_penalty``.
+
+        With ``beam=1`` this is greedy decoding (same tokens).
+        """
+        if beam < 1:
+            raise ValueError(f"beam must be >= 1, got {beam}")
+        results = []
+        for b in range(src.shape[0]):
+            memory, _, _ = self.encode(src[b:b + 1], src_mask[b:b + 1])
+            hyps = [([BOS], 0.0)]
+            finished: list[tuple[list[int], float]] = []
+            for _ in range(max_len):
+                seqs = torch.tensor([h for h, _ in hyps], device=src.device)
+                mem = memory.expand(len(hyps), -1, -1)
+                logp = torch.log_softmax(self.decode(seqs, torch.ones_like(seqs, dtype=torch.bool), mem,
+                                                     src_mask[b:b + 1].expand(len(hyps), -1))[0][:, -1], -1)
+                scores = torch.tensor([s for _, s in hyps], device=src.device)[:, None] + logp
+                top = scores.view(-1).topk(min(beam, scores.numel()))
+                V = logp.shape[-1]
+                new = []
+                for score, idx in zip(top.values.tolist(), top.indices.tolist()):
+                    h, tok = hyps[idx // V][0], idx % V
+                    if tok == EOS:
+                        finished.append((h[1:], score / max(1, len(h)) ** length_penalty))
+                    else:
+                        new.append((h + [tok], score))
+                if len(finished) >= beam or not new:
+                    break
+                hyps = new
+            if not finished:
+                finished = [(h[1:], s / max(1, len(h) - 1) ** length_penalty) for h, s in hyps]
+            results.append(max(finished, key=lambda x: x[1])[0])
+        return results
+
+
+def _strip(row: list[int]) -> list[int]:
+    out = []
+    for t in row:
+        if t in (EOS, PAD):
+            break
+        out.append(t)
+    return out

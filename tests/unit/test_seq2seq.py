@@ -1,0 +1,113 @@
+"""The encoder-decoder Transformer, its training, synthetic alignments and AER: properties that can fail."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from aine_lib.config import ConfigError
+from aine_lib.data.transduction import TASKS, make_task
+from aine_lib.metrics.alignment import aer, alignment_from_scores, corpus_aer
+from aine_lib.models.seq2seq_training import (Seq2SeqTrainConfig, TokenVocabulary, collate_pairs, exact_match,
+                                              noam_rate, train_seq2seq)
+from aine_lib.models.transformer import BOS, EOS, Seq2SeqConfig, Seq2SeqTransformer
+
+
+def tiny(seed=0, **kw) -> Seq2SeqTransformer:
+    torch.manual_seed(seed)
+    return Seq2SeqTransformer(Seq2SeqConfig(**({"src_vocab": 20, "tgt_vocab": 20, "d_model": 32, "heads": 4,
+                                                "encoder_layers": 2, "decoder_layers": 2, "d_ff": 64,
+                                                "dropout": 0.0, "max_len": 32} | kw))).eval()
+
+
+def batch(seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    src = [torch.randint(3, 20, (n,), generator=gen).tolist() for n in (6, 3, 5)]
+    tgt = [torch.randint(3, 20, (n,), generator=gen).tolist() for n in (4, 7, 2)]
+    return collate_pairs(src, tgt)
+
+
+def test_causal_mask_hides_the_future():
+    model, b = tiny(), batch()
+    out = model(b.src, b.src_mask, b.tgt_in, b.tgt_mask)
+    changed = b.tgt_in.clone()
+    changed[:, 3] = 5          # perturb target position 3
+    out2 = model(b.src, b.src_mask, changed, b.tgt_mask)
+    assert torch.allclose(out.logits[:, :3], out2.logits[:, :3], atol=1e-6)      # steps before it: unchanged
+    assert not torch.allclose(out.logits[:, 3:], out2.logits[:, 3:], atol=1e-4)
+
+
+def test_attention_tensors_have_the_right_shapes_and_sum_to_one():
+    model, b = tiny(), batch()
+    out = model(b.src, b.src_mask, b.tgt_in, b.tgt_mask)
+    B, S = b.src.shape
+    T = b.tgt_in.shape[1]
+    expected = {"encoder_self": (B, 4, S, S), "decoder_self": (B, 4, T, T), "cross": (B, 4, T, S)}
+    for name, shape in expected.items():
+        assert len(out.attentions[name]) == 2
+        for a in out.attentions[name]:
+            assert a.shape == shape
+            assert torch.allclose(a.sum(-1), torch.ones(shape[:-1]), atol=1e-5)
+    for a in out.attentions["cross"]:       # padding source tokens get nothing
+        assert bool((a.masked_select(~b.src_mask[:, None, None, :].expand_as(a)) == 0).all())
+    for a in out.attentions["decoder_self"]:
+        assert bool((a.triu(1) == 0).all())  # no attention to later target positions
+
+
+def test_beam_one_equals_greedy():
+    model, b = tiny(3), batch(1)
+    assert model.beam_search(b.src, b.src_mask, beam=1, max_len=12) == model.greedy(b.src, b.src_mask, max_len=12)
+
+
+def test_model_overfits_a_ten_example_copy_task():
+    examples = make_task("copy", 10, seed=0, min_len=3, max_len=6)
+    vocab = TokenVocabulary.build([e.source for e in examples])
+    pairs = [(vocab.encode(e.source), vocab.encode(e.target)) for e in examples]
+    torch.manual_seed(0)
+    model = Seq2SeqTransformer(Seq2SeqConfig(src_vocab=len(vocab), tgt_vocab=len(vocab), d_model=32, heads=2,
+                                             encoder_layers=1, decoder_layers=1, d_ff=64, dropout=0.0, max_len=16))
+    cfg = Seq2SeqTrainConfig(epochs=300, batch_size=10, warmup_steps=50, lr_scale=1.0, label_smoothing=0.0,
+                             patience=None)
+    train_seq2seq(model, pairs, pairs, cfg, seed=0, device="cpu")
+    src = collate_pairs([s for s, _ in pairs], [t for _, t in pairs])
+    assert exact_match(model.greedy(src.src, src.src_mask, max_len=8), [t for _, t in pairs]) == 1.0
+
+
+def test_aer_of_the_perfect_diagonal_is_zero_and_of_a_wrong_one_is_one():
+    for ex in make_task("copy", 5, seed=1):
+        n = len(ex.source)
+        diag = torch.eye(n).numpy()
+        assert aer(alignment_from_scores(diag), ex.alignment) == 0.0
+        hits = n % 2          # the anti-diagonal meets the diagonal once when n is odd
+        assert aer(alignment_from_scores(diag[::-1]), ex.alignment) == pytest.approx(1 - hits / n)
+    assert corpus_aer([{(0, 0), (1, 1)}], [{(0, 0), (1, 0)}]) == pytest.approx(0.5)
+    assert aer({(0, 1)}, sure={(0, 0)}, possible={(0, 1)}) == pytest.approx(1 - 1 / 2)
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_synthetic_alignments_point_at_the_source_token_that_caused_the_output(task):
+    for ex in make_task(task, 20, seed=2):
+        assert len({t for t, _ in ex.alignment}) == len(ex.alignment)       # one link per aligned target token
+        for t, s in ex.alignment:
+            tgt, src = ex.target[t], ex.source[s]
+            if task in ("copy", "reverse"):
+                assert tgt == src
+            elif task == "mapping":
+                assert tgt == src.upper()
+            else:
+                assert tgt.lstrip("0") == src.lstrip("0") or src in ("january", "february", "march", "april",
+                                                                      "may", "june", "july", "august", "september",
+                                                                      "october", "november", "december")
+
+
+def test_noam_schedule_warms_up_then_decays_and_bad_configs_fail():
+    rates = [noam_rate(s, 64, 100) for s in (1, 50, 100, 400)]
+    assert rates[0] < rates[1] < rates[2] and rates[3] < rates[2]
+    with pytest.raises(ConfigError, match="divisible"):
+        Seq2SeqConfig(src_vocab=10, tgt_vocab=10, d_model=30, heads=4)
+    with pytest.raises(ValueError, match="max_len"):
+        m = tiny()
+        long = torch.ones(1, 40, dtype=torch.long)
+        m(long, long.bool(), long, long.bool())
+    b = collate_pairs([[5, 6]], [[7]])
+    assert b.tgt_in.tolist() == [[BOS, 7]] and b.tgt_out.tolist() == [[7, EOS]]
