@@ -237,6 +237,57 @@ class TransformerStudyConfig:
                 raise ConfigError(f"transformer.{name} must be a positive integer or null, got {value}")
 
 
+TransductionTask = Literal["copy", "reverse", "mapping", "date"]
+
+
+@dataclass(frozen=True)
+class Seq2SeqStudyConfig:
+    """The encoder-decoder Transformer (notebooks 11-13) on synthetic tasks with known alignments."""
+
+    tasks: tuple[TransductionTask, ...] = ("copy", "reverse", "mapping", "date")
+    n_train: int = 4000
+    n_dev: int = 400
+    n_test: int = 400
+    min_len: int = 3
+    max_len: int = 12
+    data_seed: int = 4321
+    d_model: int = 64
+    heads: int = 4
+    encoder_layers: int = 2
+    decoder_layers: int = 2
+    d_ff: int = 256
+    dropout: float = 0.1
+    epochs: int = 20
+    batch_size: int = 64
+    warmup_steps: int = 400
+    lr_scale: float = 1.0
+    label_smoothing: float = 0.1
+    patience: int | None = 3
+    seeds: tuple[int, ...] = (0,)
+    max_analysis_examples: int | None = 200
+    ig_steps: int = 16
+
+    def __post_init__(self) -> None:
+        for name in ("tasks", "seeds"):
+            values = getattr(self, name)
+            if not values or len(set(values)) != len(values):
+                raise ConfigError(f"seq2seq.{name} must be a non-empty list without repeats, got {list(values)}")
+        for name in ("n_train", "n_dev", "n_test", "min_len", "d_model", "heads", "encoder_layers",
+                     "decoder_layers", "d_ff", "epochs", "batch_size", "warmup_steps", "ig_steps"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"seq2seq.{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_len < self.min_len:
+            raise ConfigError(f"seq2seq.max_len ({self.max_len}) must be >= min_len ({self.min_len})")
+        if self.d_model % self.heads:
+            raise ConfigError(f"seq2seq.d_model ({self.d_model}) must be divisible by heads ({self.heads})")
+        if not 0 <= self.dropout < 1 or not 0 <= self.label_smoothing < 1:
+            raise ConfigError("seq2seq.dropout and seq2seq.label_smoothing must be in [0, 1)")
+        for name in ("max_analysis_examples", "patience"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigError(f"seq2seq.{name} must be a positive integer or null, got {value}")
+
+
 @dataclass(frozen=True)
 class NotebookConfig:
     """One notebook of the study and the parameters papermill injects into it."""
@@ -275,6 +326,7 @@ class StudyConfig:
     rnn: RNNStudyConfig = field(default_factory=RNNStudyConfig)
     counter: CounterStudyConfig = field(default_factory=CounterStudyConfig)
     transformer: TransformerStudyConfig = field(default_factory=TransformerStudyConfig)
+    seq2seq: Seq2SeqStudyConfig = field(default_factory=Seq2SeqStudyConfig)
     notebooks: tuple[NotebookConfig, ...] = ()
     # Set by the loader, not by the YAML file: the file this config came from.
     source: str = field(default="", compare=False)

@@ -448,3 +448,65 @@ def plausibility_points(table: pd.DataFrame) -> plt.Figure:
         ax.set_title(f"{dataset} · {model}")
     fig.tight_layout()
     return fig
+
+
+# ----- encoder-decoder (notebooks 11-13) ---------------------------------------------------------
+
+def training_curves(histories: pd.DataFrame) -> plt.Figure:
+    """Train and dev loss per epoch, one panel per task (``histories``: task, epoch, train_loss, dev_loss)."""
+    tasks = list(dict.fromkeys(histories["task"]))
+    fig, axes = _facet(len(tasks), width=3.0, height=2.4)
+    for ax, task in zip(axes, tasks):
+        sub = histories[histories["task"] == task]
+        ax.plot(sub["epoch"], sub["train_loss"], "o-", ms=3, label="train (label-smoothed)")
+        ax.plot(sub["epoch"], sub["dev_loss"], "s-", ms=3, label="dev")
+        ax.set_yscale("log")
+        ax.set_title(task)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("cross-entropy per token" if ax is axes[0] else "")
+    axes[0].legend(fontsize=6)
+    fig.tight_layout()
+    return fig
+
+
+def aer_points(table: pd.DataFrame) -> plt.Figure:
+    """AER (lower is better) with bootstrap CIs per method, one panel per task; heads shown separately."""
+    tasks = list(dict.fromkeys(table["task"]))
+    fig, axes = _facet(len(tasks), width=3.4, height=3.6)
+    for ax, task in zip(axes, tasks):
+        sub = table[table["task"] == task].sort_values("aer")
+        y = np.arange(len(sub))
+        colors = ["0.55" if k != "method" else "C0" for k in sub["kind"]]
+        ax.scatter(sub["aer"], y, c=colors, s=12, zorder=3)
+        ax.errorbar(sub["aer"], y, xerr=[sub["aer"] - sub["ci_low"], sub["ci_high"] - sub["aer"]], fmt="none",
+                    ecolor="0.6", lw=0.7)
+        ax.set_yticks(y, sub["method"], fontsize=5.5)
+        ax.set_xlim(-0.02, 1.02)
+        ax.set_title(task)
+        ax.set_xlabel("alignment error rate")
+    fig.tight_layout()
+    return fig
+
+
+def alignment_maps(examples: list[dict]) -> plt.Figure:
+    """Per example, one row of panels: each method's step x source matrix with the gold links marked."""
+    methods = list(examples[0]["scores"])
+    fig, axes = plt.subplots(len(examples), len(methods), figsize=(2.0 * len(methods), 2.0 * len(examples)),
+                             squeeze=False)
+    for i, ex in enumerate(examples):
+        for j, method in enumerate(methods):
+            ax = axes[i][j]
+            m = np.asarray(ex["scores"][method], dtype=float)
+            scale = np.abs(m).max() or 1.0
+            ax.imshow(m / scale, cmap="vlag", vmin=-1, vmax=1, aspect="auto", interpolation="nearest")
+            for t, s in ex["alignment"]:
+                ax.add_patch(plt.Rectangle((s - 0.5, t - 0.5), 1, 1, fill=False, ec="black", lw=0.8))
+            ax.set_xticks(range(len(ex["source"])), ex["source"], fontsize=5, rotation=90)
+            ax.set_yticks(range(len(ex["target"])), ex["target"], fontsize=5)
+            ax.grid(False)
+            if i == 0:
+                ax.set_title(method, fontsize=7)
+            if j == 0:
+                ax.set_ylabel(ex["task"], fontsize=7)
+    fig.tight_layout()
+    return fig
