@@ -510,3 +510,44 @@ def alignment_maps(examples: list[dict]) -> plt.Figure:
                 ax.set_ylabel(ex["task"], fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def decay_curves(mass: pd.DataFrame, entropy: pd.DataFrame) -> plt.Figure:
+    """Left: cross-attention mass by distance from the aligned source token, one line per task x layer.
+    Right: cross-attention entropy (normalised by log S) by target position."""
+    fig, axes = plt.subplots(1, 2, figsize=(8.5, 3.0))
+    m = mass.groupby(["task", "layer", "distance"], as_index=False)["mass"].mean()
+    for (task, layer), g in m.groupby(["task", "layer"], sort=False):
+        axes[0].plot(g["distance"], g["mass"], marker="o", ms=2.5, lw=0.9, ls="-" if layer > 1 else ":",
+                     label=f"{task} L{layer}")
+    axes[0].set_xlabel("source position − aligned source position")
+    axes[0].set_ylabel("mean cross-attention (head mean)")
+    axes[0].legend(fontsize=5.5, ncol=2)
+    e = entropy.assign(normalised=entropy["entropy"] / entropy["max_entropy"].clip(lower=1e-9))
+    e = e.groupby(["task", "layer", "position"], as_index=False)["normalised"].mean()
+    for (task, layer), g in e.groupby(["task", "layer"], sort=False):
+        axes[1].plot(g["position"], g["normalised"], marker="o", ms=2.5, lw=0.9, ls="-" if layer > 1 else ":",
+                     label=f"{task} L{layer}")
+    axes[1].set_xlabel("target position")
+    axes[1].set_ylabel("entropy / log(source length)")
+    fig.tight_layout()
+    return fig
+
+
+def erasure_bars(table: pd.DataFrame) -> plt.Figure:
+    """Drop in log p(generated token) when one source token is removed, chosen by each rule (with CIs)."""
+    rules = ["erase_random", "erase_top_attention", "erase_top_ig", "erase_top_loo"]
+    t = table[table["metric"].isin(rules)]
+    tasks = list(dict.fromkeys(t["task"]))
+    fig, ax = plt.subplots(figsize=(1.6 * len(tasks) + 2, 2.8))
+    width = 0.8 / len(rules)
+    for i, rule in enumerate(rules):
+        sub = t[t["metric"] == rule].set_index("task").reindex(tasks)
+        x = np.arange(len(tasks)) + (i - (len(rules) - 1) / 2) * width
+        ax.bar(x, sub["value"], width, yerr=[sub["value"] - sub["ci_low"], sub["ci_high"] - sub["value"]],
+               capsize=2, label=rule.replace("erase_", ""))
+    ax.set_xticks(range(len(tasks)), tasks)
+    ax.set_ylabel("drop in log p(generated token)")
+    ax.legend(fontsize=6, title="source token removed", title_fontsize=6)
+    fig.tight_layout()
+    return fig

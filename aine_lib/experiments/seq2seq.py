@@ -212,3 +212,136 @@ def alignment_table(study: Seq2SeqStudy, seed: int = 0) -> pd.DataFrame:
             rows.append({"task": m.task, "seed": m.seed, "method": name, "kind": kind, "aer": value, "ci_low": lo,
                          "ci_high": hi, "n_sentences": len(gold)})
     return pd.DataFrame(rows)
+
+
+# ----- 13: generation decisions ---------------------------------------------------------------------
+
+def _generated_pairs(study: Seq2SeqStudy, m: TrainedSeq2Seq) -> list[tuple[list[int], list[int]]]:
+    """(source ids, the model's own greedy output) for the analysis examples (empty outputs dropped)."""
+    data = study.data(m.task)
+    sources = [data.vocab.encode(e.source) for e in study.analysis(m.task)]
+    out = []
+    for start in range(0, len(sources), 64):
+        chunk = sources[start:start + 64]
+        b = collate_pairs(chunk, [[3]] * len(chunk)).to(study.device)
+        hyps = m.model.greedy(b.src, b.src_mask, max_len=2 * study.cfg.seq2seq.max_len + 4)
+        out += [(s, h) for s, h in zip(chunk, hyps) if h]
+    return out
+
+
+def decay_curves(study: Seq2SeqStudy, max_distance: int = 5) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(cross-attention mass by signed distance from the gold-aligned source token, per layer;
+    entropy of cross-attention by layer and target position), teacher-forced on the references."""
+    mass_rows, entropy_rows = [], []
+    for m in study.models():
+        data = study.data(m.task)
+        examples = study.analysis(m.task)
+        pairs = [(data.vocab.encode(e.source), data.vocab.encode(e.target)) for e in examples]
+        for start, b in _batches(pairs, 64):
+            b = b.to(study.device)
+            with torch.no_grad():
+                cross = m.model(b.src, b.src_mask, b.tgt_in, b.tgt_mask).attentions["cross"]
+            for layer, a in enumerate(cross):
+                a = a.mean(1).cpu().numpy()                                     # [B, T, S]
+                for i in range(a.shape[0]):
+                    ex = examples[start + i]
+                    S, T = len(ex.source), len(ex.target) + 1
+                    row = a[i, :T, :S]
+                    ent = -(row * np.log(np.clip(row, 1e-12, None))).sum(-1)
+                    for t in range(T):
+                        entropy_rows.append({"task": m.task, "seed": m.seed, "layer": layer + 1, "position": t,
+                                             "entropy": float(ent[t]), "max_entropy": float(np.log(S))})
+                    for t, s_star in ex.alignment:
+                        for d in range(-max_distance, max_distance + 1):
+                            s = s_star + d
+                            if 0 <= s < S:
+                                mass_rows.append({"task": m.task, "seed": m.seed, "layer": layer + 1,
+                                                  "distance": d, "mass": float(row[t, s])})
+    mass = pd.DataFrame(mass_rows).groupby(["task", "seed", "layer", "distance"], as_index=False)["mass"].mean()
+    entropy = pd.DataFrame(entropy_rows).groupby(["task", "seed", "layer", "position"], as_index=False)[
+        ["entropy", "max_entropy"]].mean()
+    return mass, entropy
+
+
+def _permute_rows(probs: torch.Tensor, key_mask: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Shuffle each attention row's weights among the real source positions (every head and step)."""
+    from aine_lib.interventions import permute_attention
+
+    B, h, T, S = probs.shape
+    flat = probs.reshape(B * h * T, S)
+    mask = key_mask[:, None, None, :].expand(B, h, T, S).reshape(B * h * T, S)
+    flat = flat / flat.sum(-1, keepdim=True)
+    return permute_attention(flat, mask, 1, generator)[0].reshape(B, h, T, S)
+
+
+def generation_interventions(study: Seq2SeqStudy, n_permutations: int = 10, seed: int = 0) -> pd.DataFrame:
+    """Per generated token (teacher-forced on the model's own greedy output):
+
+    * ``permutation``: share of permutations of *all* cross-attention rows that
+      change the token, and the median TVD of the output distribution;
+    * ``erase_top_attention`` / ``erase_top_ig`` / ``erase_top_loo`` / ``erase_random``:
+      drop in log p(token) when the source token with the largest mean
+      last-layer cross-attention / IG score / LOO effect / a random one is removed.
+    """
+    from aine_lib.attribution.seq2seq import integrated_gradients, leave_one_out
+    from aine_lib.metrics.divergence import total_variation
+    from aine_lib.repro import make_generator
+
+    rows = []
+    for m in study.models():
+        pairs = _generated_pairs(study, m)
+        gen = make_generator(seed)
+        rng = np.random.default_rng(seed)
+        for start, b in _batches(pairs, 32):
+            b = b.to(study.device)
+            with torch.no_grad():
+                out = m.model(b.src, b.src_mask, b.tgt_in, b.tgt_mask)
+                probs = torch.softmax(out.logits, -1)
+                tokens = probs.argmax(-1)
+                changed = torch.zeros_like(tokens, dtype=torch.float)
+                tvds = []
+                for _ in range(n_permutations):
+                    perm = m.model(b.src, b.src_mask, b.tgt_in, b.tgt_mask,
+                                   cross_transform=lambda layer, p: _permute_rows(p, b.src_mask, gen))
+                    p2 = torch.softmax(perm.logits, -1)
+                    changed += (p2.argmax(-1) != tokens).float() / n_permutations
+                    tvds.append(total_variation(p2, probs))
+                tvd = torch.stack(tvds).median(0).values
+                attention = out.attentions["cross"][-1].mean(1)                  # [B, T, S]
+            loo = leave_one_out(m.model, b)                                        # [B, T, S] log p drop
+            ig, _ = integrated_gradients(m.model, b, n_steps=study.cfg.seq2seq.ig_steps)
+            for i in range(len(b)):
+                S = int(b.src_mask[i].sum())
+                T = int(b.tgt_mask[i].sum())
+                for t in range(T - 1):                                             # generated tokens, EOS step left out
+                    top_att = int(attention[i, t, :S].argmax())
+                    top_ig = int(ig[i, t, :S].argmax())
+                    top_loo = int(loo[i, t, :S].argmax())
+                    r = int(rng.integers(0, S))
+                    rows.append({"task": m.task, "seed": m.seed, "example": start + i, "step": t,
+                                 "permutation_change_rate": float(changed[i, t]),
+                                 "permutation_tvd": float(tvd[i, t]),
+                                 "erase_top_attention": float(loo[i, t, top_att]),
+                                 "erase_top_ig": float(loo[i, t, top_ig]),
+                                 "erase_top_loo": float(loo[i, t, top_loo]),
+                                 "erase_random": float(loo[i, t, r]),
+                                 "attention_max": float(attention[i, t, :S].max()),
+                                 "top_attention_is_top_loo": top_att == top_loo})
+    return pd.DataFrame(rows)
+
+
+def faithfulness_table(per_step: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    """``tables/seq2seq_faithfulness.csv``: task, intervention, value (mean over generated tokens), CI, n."""
+    from aine_lib.metrics.bootstrap import cluster_bootstrap_ci
+
+    metrics = ["permutation_change_rate", "permutation_tvd", "erase_top_attention", "erase_top_ig",
+               "erase_top_loo", "erase_random", "top_attention_is_top_loo"]
+    rows = []
+    for task, g in per_step.groupby("task", sort=False):
+        clusters = (g["seed"].astype(str) + ":" + g["example"].astype(str)).to_numpy()
+        for metric in metrics:
+            v = g[metric].astype(float).to_numpy()
+            lo, hi = cluster_bootstrap_ci(v, clusters, seed=seed)
+            rows.append({"task": task, "metric": metric, "value": float(v.mean()), "ci_low": lo, "ci_high": hi,
+                         "n_tokens": len(v), "n_sentences": len(set(clusters))})
+    return pd.DataFrame(rows)

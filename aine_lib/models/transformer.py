@@ -94,7 +94,9 @@ class MultiHeadAttention(nn.Module):
         return x.view(B, T, self.heads, self.d_head).transpose(1, 2)
 
     def forward(self, x: torch.Tensor, memory: torch.Tensor, key_mask: torch.Tensor, causal: bool = False,
-                head_mask: torch.Tensor | None = None):
+                head_mask: torch.Tensor | None = None, transform=None):
+        """``transform(probs) -> probs`` replaces the attention distribution (interventions); it must keep
+        each row a distribution over the allowed keys."""
         q, k, v = self._split(self.query(x)), self._split(self.key(memory)), self._split(self.value(memory))
         scores = q @ k.transpose(-1, -2) / math.sqrt(self.d_head)                   # [B, h, Tq, Tk]
         allowed = key_mask[:, None, None, :]
@@ -102,6 +104,8 @@ class MultiHeadAttention(nn.Module):
             Tq, Tk = scores.shape[-2:]
             allowed = allowed & torch.ones(Tq, Tk, dtype=torch.bool, device=x.device).tril()
         probs = torch.softmax(scores.masked_fill(~allowed, torch.finfo(scores.dtype).min), dim=-1)
+        if transform is not None:
+            probs = transform(probs)
         mixed = self.dropout(probs) @ v
         if head_mask is not None:
             mixed = mixed * head_mask.view(1, -1, 1, 1).to(mixed.dtype)
@@ -142,10 +146,12 @@ class DecoderLayer(nn.Module):
         self.norm1, self.norm2, self.norm3 = (nn.LayerNorm(cfg.d_model) for _ in range(3))
         self.dropout = nn.Dropout(cfg.dropout)
 
-    def forward(self, y, tgt_mask, memory, src_mask, self_head_mask=None, cross_head_mask=None):
+    def forward(self, y, tgt_mask, memory, src_mask, self_head_mask=None, cross_head_mask=None,
+                cross_transform=None):
         a, self_probs, self_v = self.self_attention(y, y, tgt_mask, causal=True, head_mask=self_head_mask)
         y = self.norm1(y + self.dropout(a))
-        c, cross_probs, cross_v = self.cross_attention(y, memory, src_mask, head_mask=cross_head_mask)
+        c, cross_probs, cross_v = self.cross_attention(y, memory, src_mask, head_mask=cross_head_mask,
+                                                       transform=cross_transform)
         y = self.norm2(y + self.dropout(c))
         return self.norm3(y + self.dropout(self.feed_forward(y))), (self_probs, self_v), (cross_probs, cross_v)
 
@@ -195,13 +201,15 @@ class Seq2SeqTransformer(nn.Module):
 
     def decode(self, tgt_in: torch.Tensor, tgt_mask: torch.Tensor, memory: torch.Tensor, src_mask: torch.Tensor,
                tgt_embeddings: torch.Tensor | None = None, self_head_mask: torch.Tensor | None = None,
-               cross_head_mask: torch.Tensor | None = None):
+               cross_head_mask: torch.Tensor | None = None, cross_transform=None):
+        """``cross_transform(layer, probs) -> probs`` replaces each decoder layer's cross-attention."""
         y = self._add_positions(self.embed_target(tgt_in) if tgt_embeddings is None else tgt_embeddings)
         self_att, cross_att, self_v, cross_v = [], [], [], []
         for i, layer in enumerate(self.decoder):
+            transform = None if cross_transform is None else (lambda p, i=i: cross_transform(i, p))
             y, (sp, sv), (cp, cv) = layer(y, tgt_mask, memory, src_mask,
                                           None if self_head_mask is None else self_head_mask[i],
-                                          None if cross_head_mask is None else cross_head_mask[i])
+                                          None if cross_head_mask is None else cross_head_mask[i], transform)
             self_att.append(sp)
             cross_att.append(cp)
             self_v.append(sv)
@@ -210,10 +218,11 @@ class Seq2SeqTransformer(nn.Module):
 
     def forward(self, src: torch.Tensor, src_mask: torch.Tensor, tgt_in: torch.Tensor, tgt_mask: torch.Tensor, *,
                 src_embeddings: torch.Tensor | None = None, tgt_embeddings: torch.Tensor | None = None,
-                head_masks: dict[str, torch.Tensor] | None = None) -> Seq2SeqOutput:
+                head_masks: dict[str, torch.Tensor] | None = None, cross_transform=None) -> Seq2SeqOutput:
         """Teacher-forced pass: ``tgt_in`` starts with BOS; ``logits[:, t]`` predicts target token ``t``.
 
         ``head_masks`` may hold ``"encoder_self"``, ``"decoder_self"``, ``"cross"``: ``[layers, heads]``.
+        ``cross_transform(layer, probs)`` replaces cross-attention (permutation, adversarial, erasure).
         """
         for name, mask, ids in (("src_mask", src_mask, src), ("tgt_mask", tgt_mask, tgt_in)):
             if mask.dtype != torch.bool or mask.shape != ids.shape:
@@ -221,7 +230,8 @@ class Seq2SeqTransformer(nn.Module):
         hm = head_masks or {}
         memory, enc_p, enc_v = self.encode(src, src_mask, src_embeddings, hm.get("encoder_self"))
         logits, dec_p, cross_p, dec_v, cross_v = self.decode(tgt_in, tgt_mask, memory, src_mask, tgt_embeddings,
-                                                             hm.get("decoder_self"), hm.get("cross"))
+                                                             hm.get("decoder_self"), hm.get("cross"),
+                                                             cross_transform)
         return Seq2SeqOutput(logits, {"encoder_self": enc_p, "decoder_self": dec_p, "cross": cross_p},
                              {"encoder_self": enc_v, "decoder_self": dec_v, "cross": cross_v}, memory)
 
