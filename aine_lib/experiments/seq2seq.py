@@ -42,6 +42,9 @@ class TaskData:
         return [(self.vocab.encode(e.source), self.vocab.encode(e.target)) for e in self.splits[split]]
 
 
+VARIANTS = ("softmax", "entmax15", "supervised")
+
+
 @dataclass(frozen=True)
 class TrainedSeq2Seq:
     task: str
@@ -49,6 +52,7 @@ class TrainedSeq2Seq:
     model: torch.nn.Module
     history: pd.DataFrame
     best_epoch: int
+    variant: str = "softmax"
 
 
 class Seq2SeqStudy:
@@ -80,7 +84,12 @@ class Seq2SeqStudy:
         cap = self.cfg.seq2seq.max_analysis_examples
         return test if cap is None else test[:cap]
 
-    def train(self, task: str, seed: int) -> TrainedSeq2Seq:
+    def train(self, task: str, seed: int, variant: str = "softmax") -> TrainedSeq2Seq:
+        """``variant``: ``softmax`` (the paper's model), ``entmax15`` (sparse cross-attention, Peters et al.
+        2019) or ``supervised`` (head 0 of the last decoder layer trained to match the gold alignment,
+        Garg et al. 2019, weight 1)."""
+        if variant not in VARIANTS:
+            raise ValueError(f"unknown variant {variant!r}; choose one of {VARIANTS}")
         from aine_lib.models.seq2seq_training import Seq2SeqTrainConfig, train_seq2seq
         from aine_lib.models.training import _load_result, _save_result
         from aine_lib.models.transformer import Seq2SeqConfig, Seq2SeqTransformer
@@ -89,9 +98,11 @@ class Seq2SeqStudy:
         data = self.data(task)
         model_cfg = Seq2SeqConfig(src_vocab=len(data.vocab), tgt_vocab=len(data.vocab), d_model=s.d_model,
                                   heads=s.heads, encoder_layers=s.encoder_layers, decoder_layers=s.decoder_layers,
-                                  d_ff=s.d_ff, dropout=s.dropout, max_len=max(64, 2 * s.max_len + 8))
+                                  d_ff=s.d_ff, dropout=s.dropout, max_len=max(64, 2 * s.max_len + 8),
+                                  cross_normaliser="entmax15" if variant == "entmax15" else "softmax")
         train_cfg = Seq2SeqTrainConfig(epochs=s.epochs, batch_size=s.batch_size, warmup_steps=s.warmup_steps,
-                                       lr_scale=s.lr_scale, label_smoothing=s.label_smoothing, patience=s.patience)
+                                       lr_scale=s.lr_scale, label_smoothing=s.label_smoothing, patience=s.patience,
+                                       align_weight=1.0 if variant == "supervised" else 0.0)
         train, dev = data.pairs("train"), data.pairs("dev")
         fingerprint = hashlib.sha256(repr((train, dev)).encode()).hexdigest()[:20]
         params = {"task": task, "data": fingerprint, "model": asdict(model_cfg), "train": train_cfg, "seed": seed,
@@ -99,19 +110,23 @@ class Seq2SeqStudy:
         seed_everything(seed)
         model = Seq2SeqTransformer(model_cfg).to(self.device)
 
+        alignments = [e.alignment for e in data.splits["train"]]
+
         def compute():
-            return train_seq2seq(model, train, dev, train_cfg, seed, self.device, progress=self.progress)
+            return train_seq2seq(model, train, dev, train_cfg, seed, self.device, progress=self.progress,
+                                 train_alignments=alignments if variant == "supervised" else None)
 
         result = self.cache.get_or_compute("seq2seq_models", params, compute, save=_save_result, load=_load_result,
                                            suffix="pt")
         model.load_state_dict(result.state_dict)
         model.eval()
-        return TrainedSeq2Seq(task, seed, model, result.history, result.best_epoch)
+        return TrainedSeq2Seq(task, seed, model, result.history, result.best_epoch, variant)
 
-    def models(self):
+    def models(self, variants: tuple[str, ...] = ("softmax",)):
         for task in self.tasks:
-            for seed in self.cfg.seq2seq.seeds:
-                yield self.train(task, seed)
+            for variant in variants:
+                for seed in self.cfg.seq2seq.seeds:
+                    yield self.train(task, seed, variant)
 
 
 def _batches(pairs, batch_size=64):
@@ -120,12 +135,12 @@ def _batches(pairs, batch_size=64):
         yield start, collate_pairs([s for s, _ in chunk], [t for _, t in chunk])
 
 
-def performance(study: Seq2SeqStudy) -> tuple[pd.DataFrame, pd.DataFrame]:
+def performance(study: Seq2SeqStudy, variants: tuple[str, ...] = ("softmax",)) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(per model: exact match, token accuracy, BLEU on test; a few example outputs per task)."""
     import sacrebleu
 
     rows, examples = [], []
-    for m in study.models():
+    for m in study.models(variants):
         data = study.data(m.task)
         pairs = data.pairs("test")
         hyps = []
@@ -139,7 +154,8 @@ def performance(study: Seq2SeqStudy) -> tuple[pd.DataFrame, pd.DataFrame]:
         hyp_text = [" ".join(data.vocab.decode(h)) for h in hyps]
         ref_text = [" ".join(data.vocab.decode(r)) for r in refs]
         bleu = sacrebleu.corpus_bleu(hyp_text, [ref_text], tokenize="none")
-        rows.append({"task": m.task, "seed": m.seed, "best_epoch": m.best_epoch, "exact_match": exact,
+        rows.append({"task": m.task, "variant": m.variant, "seed": m.seed, "best_epoch": m.best_epoch,
+                     "exact_match": exact,
                      "token_accuracy": token_acc, "bleu": bleu.score, "n_test": len(refs),
                      "train_seconds": float(m.history["seconds"].sum())})
         for i in range(3):
@@ -167,7 +183,8 @@ def score_matrices(study: Seq2SeqStudy, m: TrainedSeq2Seq) -> dict[str, list[np.
     data = study.data(m.task)
     examples = study.analysis(m.task)
     pairs = [(data.vocab.encode(e.source), data.vocab.encode(e.target)) for e in examples]
-    key = {"model": [m.task, m.seed], "config": study.cfg.seq2seq, "n": len(pairs), "code_version": MODEL_CODE_VERSION}
+    key = {"model": [m.task, m.seed, m.variant], "config": study.cfg.seq2seq, "n": len(pairs),
+           "code_version": MODEL_CODE_VERSION}
 
     def compute() -> dict[str, list[np.ndarray]]:
         out: dict[str, list[np.ndarray]] = {}
@@ -191,14 +208,14 @@ def score_matrices(study: Seq2SeqStudy, m: TrainedSeq2Seq) -> dict[str, list[np.
     return study.cache.get_or_compute("seq2seq_scores", key, compute)
 
 
-def alignment_table(study: Seq2SeqStudy, seed: int = 0) -> pd.DataFrame:
+def alignment_table(study: Seq2SeqStudy, seed: int = 0, variants: tuple[str, ...] = ("softmax",)) -> pd.DataFrame:
     """``tables/alignment.csv``: corpus AER (bootstrap CI over sentences) of each method vs the gold alignment.
 
     Signed methods are read by their value (the source token that most raised
     ``log p(y_t)``); a random matrix gives the floor.
     """
     rows = []
-    for m in study.models():
+    for m in study.models(variants):
         examples = study.analysis(m.task)
         gold = [set(e.alignment) for e in examples]
         aligned_rows = [sorted({t for t, _ in e.alignment}) for e in examples]
@@ -209,7 +226,8 @@ def alignment_table(study: Seq2SeqStudy, seed: int = 0) -> pd.DataFrame:
             pred = [alignment_from_scores(x, r) for x, r in zip(mats, aligned_rows)]
             value, lo, hi = _aer_with_ci(pred, gold, seed)
             kind = "cross-attention head" if name.startswith("cross L") else "method"
-            rows.append({"task": m.task, "seed": m.seed, "method": name, "kind": kind, "aer": value, "ci_low": lo,
+            rows.append({"task": m.task, "variant": m.variant, "seed": m.seed, "method": name, "kind": kind,
+                         "aer": value, "ci_low": lo,
                          "ci_high": hi, "n_sentences": len(gold)})
     return pd.DataFrame(rows)
 
@@ -274,7 +292,8 @@ def _permute_rows(probs: torch.Tensor, key_mask: torch.Tensor, generator: torch.
     return permute_attention(flat, mask, 1, generator)[0].reshape(B, h, T, S)
 
 
-def generation_interventions(study: Seq2SeqStudy, n_permutations: int = 10, seed: int = 0) -> pd.DataFrame:
+def generation_interventions(study: Seq2SeqStudy, n_permutations: int = 10, seed: int = 0,
+                             variants: tuple[str, ...] = ("softmax",)) -> pd.DataFrame:
     """Per generated token (teacher-forced on the model's own greedy output):
 
     * ``permutation``: share of permutations of *all* cross-attention rows that
@@ -288,7 +307,7 @@ def generation_interventions(study: Seq2SeqStudy, n_permutations: int = 10, seed
     from aine_lib.repro import make_generator
 
     rows = []
-    for m in study.models():
+    for m in study.models(variants):
         pairs = _generated_pairs(study, m)
         gen = make_generator(seed)
         rng = np.random.default_rng(seed)
@@ -318,7 +337,8 @@ def generation_interventions(study: Seq2SeqStudy, n_permutations: int = 10, seed
                     top_ig = int(ig[i, t, :S].argmax())
                     top_loo = int(loo[i, t, :S].argmax())
                     r = int(rng.integers(0, S))
-                    rows.append({"task": m.task, "seed": m.seed, "example": start + i, "step": t,
+                    rows.append({"task": m.task, "variant": m.variant, "seed": m.seed, "example": start + i,
+                                 "step": t,
                                  "permutation_change_rate": float(changed[i, t]),
                                  "permutation_tvd": float(tvd[i, t]),
                                  "erase_top_attention": float(loo[i, t, top_att]),
@@ -337,11 +357,50 @@ def faithfulness_table(per_step: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     metrics = ["permutation_change_rate", "permutation_tvd", "erase_top_attention", "erase_top_ig",
                "erase_top_loo", "erase_random", "top_attention_is_top_loo"]
     rows = []
-    for task, g in per_step.groupby("task", sort=False):
+    if "variant" not in per_step:
+        per_step = per_step.assign(variant="softmax")
+    for (task, variant), g in per_step.groupby(["task", "variant"], sort=False):
         clusters = (g["seed"].astype(str) + ":" + g["example"].astype(str)).to_numpy()
         for metric in metrics:
             v = g[metric].astype(float).to_numpy()
             lo, hi = cluster_bootstrap_ci(v, clusters, seed=seed)
-            rows.append({"task": task, "metric": metric, "value": float(v.mean()), "ci_low": lo, "ci_high": hi,
+            rows.append({"task": task, "variant": variant, "metric": metric, "value": float(v.mean()), "ci_low": lo,
+                         "ci_high": hi,
                          "n_tokens": len(v), "n_sentences": len(set(clusters))})
+    return pd.DataFrame(rows)
+
+
+def variants_table(study: Seq2SeqStudy, seed: int = 0, n_permutations: int = 10) -> pd.DataFrame:
+    """``tables/seq2seq_variants.csv``: does sparse or alignment-supervised cross-attention become a more
+    faithful explanation, and at what cost? Per task and variant: exact match and BLEU, AER of the last
+    layer's mean cross-attention and of its head 0 (the supervised head), the permutation change rate and
+    the drop in log p(token) when erasing the most-attended source token vs the LOO-best one."""
+    perf, _ = performance(study, variants=VARIANTS)
+    aer = alignment_table(study, seed=seed, variants=VARIANTS)
+    last = study.cfg.seq2seq.decoder_layers
+    per_step = generation_interventions(study, n_permutations=n_permutations, seed=seed, variants=VARIANTS)
+    faith = faithfulness_table(per_step, seed=seed)
+    rows = []
+    for (task, variant), g in perf.groupby(["task", "variant"], sort=False):
+        a = aer[(aer["task"] == task) & (aer["variant"] == variant)].groupby("method")["aer"].mean()
+        f = faith[(faith["task"] == task) & (faith["variant"] == variant)].set_index("metric") \
+            if len(faith) else pd.DataFrame()
+
+        def get(metric: str, column: str = "value") -> float:
+            # a model that generated nothing on the analysis rows has no per-token measurements
+            return float(f.loc[metric, column]) if metric in f.index else np.nan
+
+        rows.append({"task": task, "variant": variant, "exact_match": g["exact_match"].mean(),
+                     "bleu": g["bleu"].mean(), "n_seeds": len(g),
+                     "aer_cross_last_mean": a.get(f"cross L{last} mean", np.nan),
+                     "aer_cross_last_head0": a.get(f"cross L{last} H0", np.nan),
+                     "aer_integrated_gradients": a.get("integrated_gradients", np.nan),
+                     "permutation_change_rate": get("permutation_change_rate"),
+                     "permutation_change_ci_low": get("permutation_change_rate", "ci_low"),
+                     "permutation_change_ci_high": get("permutation_change_rate", "ci_high"),
+                     "erase_top_attention": get("erase_top_attention"),
+                     "erase_top_attention_ci_low": get("erase_top_attention", "ci_low"),
+                     "erase_top_attention_ci_high": get("erase_top_attention", "ci_high"),
+                     "erase_top_loo": get("erase_top_loo"),
+                     "top_attention_is_top_loo": get("top_attention_is_top_loo")})
     return pd.DataFrame(rows)

@@ -93,8 +93,13 @@ class Seq2SeqTrainConfig:
     lr_scale: float = 1.0
     label_smoothing: float = 0.1
     patience: int | None = 3
+    align_weight: float = 0.0      # > 0: supervise one cross-attention head with gold alignments (Garg et al. 2019)
+    align_layer: int = -1
+    align_head: int = 0
 
     def __post_init__(self) -> None:
+        if self.align_weight < 0:
+            raise ConfigError(f"align_weight must be >= 0, got {self.align_weight}")
         if self.epochs < 1 or self.batch_size < 1 or self.warmup_steps < 1:
             raise ConfigError("epochs, batch_size and warmup_steps must be >= 1")
         if not 0 <= self.label_smoothing < 1 or not self.lr_scale > 0:
@@ -128,10 +133,38 @@ def dev_loss(model: Seq2SeqTransformer, pairs: list[tuple[list[int], list[int]]]
     return total / max(count, 1)
 
 
+def alignment_loss(cross: torch.Tensor, links: list[list[tuple[int, int]]], tgt_mask: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy between one head's cross-attention ``[B, T, S]`` and the gold alignment.
+
+    Each target position with links gets a uniform target distribution over its
+    linked source positions (Garg et al. 2019); positions without links are
+    not supervised.
+    """
+    target = torch.zeros_like(cross)
+    for b, pairs in enumerate(links):
+        for t, s in pairs:
+            target[b, t, s] = 1.0
+    total = target.sum(-1, keepdim=True)
+    supervised = (total.squeeze(-1) > 0) & tgt_mask
+    if not bool(supervised.any()):
+        return cross.sum() * 0.0
+    target = target / total.clamp(min=1.0)
+    ce = -(target * torch.log(cross.clamp(min=1e-9))).sum(-1)
+    return ce[supervised].mean()
+
+
 def train_seq2seq(model: Seq2SeqTransformer, train: list[tuple[list[int], list[int]]],
                   dev: list[tuple[list[int], list[int]]], cfg: Seq2SeqTrainConfig, seed: int, device,
-                  progress: bool = False) -> TrainResult:
-    """Teacher-forced training; keeps the epoch with the lowest dev loss (no label smoothing on dev)."""
+                  progress: bool = False, train_alignments: list[list[tuple[int, int]]] | None = None
+                  ) -> TrainResult:
+    """Teacher-forced training; keeps the epoch with the lowest dev loss (no label smoothing on dev).
+
+    With ``cfg.align_weight > 0``, ``train_alignments`` (one list of
+    ``(target, source)`` links per pair) supervise cross-attention head
+    ``cfg.align_head`` of decoder layer ``cfg.align_layer``.
+    """
+    if cfg.align_weight > 0 and (train_alignments is None or len(train_alignments) != len(train)):
+        raise ValueError("align_weight > 0 needs train_alignments: one list of (target, source) links per pair")
     from tqdm.auto import tqdm
 
     model.to(device)
@@ -154,8 +187,12 @@ def train_seq2seq(model: Seq2SeqTransformer, train: list[tuple[list[int], list[i
         total, tokens = 0.0, 0
         for rows_idx in batches:
             b = collate_pairs([train[i][0] for i in rows_idx], [train[i][1] for i in rows_idx]).to(device)
-            loss = sequence_loss(model(b.src, b.src_mask, b.tgt_in, b.tgt_mask).logits, b.tgt_out,
-                                 cfg.label_smoothing)
+            out = model(b.src, b.src_mask, b.tgt_in, b.tgt_mask)
+            loss = sequence_loss(out.logits, b.tgt_out, cfg.label_smoothing)
+            if cfg.align_weight > 0:
+                head = out.attentions["cross"][cfg.align_layer][:, cfg.align_head]
+                loss = loss + cfg.align_weight * alignment_loss(head, [train_alignments[i] for i in rows_idx],
+                                                                b.tgt_mask)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()

@@ -45,8 +45,11 @@ class Seq2SeqConfig:
     d_ff: int = 512
     dropout: float = 0.1
     max_len: int = 256
+    cross_normaliser: str = "softmax"      # or "entmax15" (Peters et al. 2019): sparse cross-attention
 
     def __post_init__(self) -> None:
+        if self.cross_normaliser not in ("softmax", "entmax15"):
+            raise ConfigError(f"cross_normaliser must be 'softmax' or 'entmax15', got {self.cross_normaliser!r}")
         for name in ("src_vocab", "tgt_vocab", "d_model", "heads", "encoder_layers", "decoder_layers", "d_ff",
                      "max_len"):
             if getattr(self, name) < 1:
@@ -80,8 +83,9 @@ def sinusoidal_positions(length: int, d_model: int) -> torch.Tensor:
 class MultiHeadAttention(nn.Module):
     """Scaled dot-product attention over ``heads`` heads; returns output, probabilities and values."""
 
-    def __init__(self, cfg: Seq2SeqConfig):
+    def __init__(self, cfg: Seq2SeqConfig, normaliser: str = "softmax"):
         super().__init__()
+        self.normaliser = normaliser
         self.heads, self.d_head = cfg.heads, cfg.d_model // cfg.heads
         self.query = nn.Linear(cfg.d_model, cfg.d_model)
         self.key = nn.Linear(cfg.d_model, cfg.d_model)
@@ -103,7 +107,13 @@ class MultiHeadAttention(nn.Module):
         if causal:
             Tq, Tk = scores.shape[-2:]
             allowed = allowed & torch.ones(Tq, Tk, dtype=torch.bool, device=x.device).tril()
-        probs = torch.softmax(scores.masked_fill(~allowed, torch.finfo(scores.dtype).min), dim=-1)
+        scores = scores.masked_fill(~allowed, torch.finfo(scores.dtype).min)
+        if self.normaliser == "entmax15":
+            from entmax import entmax15
+
+            probs = entmax15(scores, dim=-1)
+        else:
+            probs = torch.softmax(scores, dim=-1)
         if transform is not None:
             probs = transform(probs)
         mixed = self.dropout(probs) @ v
@@ -141,7 +151,7 @@ class DecoderLayer(nn.Module):
     def __init__(self, cfg: Seq2SeqConfig):
         super().__init__()
         self.self_attention = MultiHeadAttention(cfg)
-        self.cross_attention = MultiHeadAttention(cfg)
+        self.cross_attention = MultiHeadAttention(cfg, normaliser=cfg.cross_normaliser)
         self.feed_forward = FeedForward(cfg)
         self.norm1, self.norm2, self.norm3 = (nn.LayerNorm(cfg.d_model) for _ in range(3))
         self.dropout = nn.Dropout(cfg.dropout)

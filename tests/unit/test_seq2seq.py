@@ -165,3 +165,31 @@ def test_loo_matches_removing_the_token_by_hand():
         full = _target_logprob(model, collate_pairs([src], [tgt]), None, None)[0]
         less = _target_logprob(model, collate_pairs([src[:2] + src[3:]], [tgt]), None, None)[0]
     assert torch.allclose(scores[0, :4, 2], full - less, atol=1e-5)
+
+
+def test_entmax_cross_attention_is_a_sparse_distribution():
+    model, b = tiny(8, cross_normaliser="entmax15"), batch(6)
+    with torch.no_grad():
+        model.decoder[0].cross_attention.query.weight.mul_(20)   # sharper scores, so some weights hit 0
+        out = model(b.src, b.src_mask, b.tgt_in, b.tgt_mask)
+    for a in out.attentions["cross"]:
+        assert torch.allclose(a.sum(-1), torch.ones(a.shape[:-1]), atol=1e-5)
+        assert bool((a.masked_select(~b.src_mask[:, None, None, :].expand_as(a)) == 0).all())
+    real = out.attentions["cross"][0].masked_select(b.src_mask[:, None, None, :].expand_as(out.attentions["cross"][0]))
+    assert bool((real == 0).any())                                      # exact zeros on real tokens: sparse
+    with pytest.raises(ConfigError, match="cross_normaliser"):
+        Seq2SeqConfig(src_vocab=10, tgt_vocab=10, cross_normaliser="sparsemax2")
+
+
+def test_alignment_loss_is_minimal_at_the_gold_alignment():
+    from aine_lib.models.seq2seq_training import alignment_loss
+
+    links = [[(0, 1), (1, 0)]]
+    mask = torch.tensor([[True, True, True]])
+    gold = torch.tensor([[[0.0, 1.0], [1.0, 0.0], [0.5, 0.5]]])
+    wrong = torch.tensor([[[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]]])
+    assert float(alignment_loss(gold, links, mask)) == pytest.approx(0.0, abs=1e-6)
+    assert float(alignment_loss(wrong, links, mask)) > 10
+    assert float(alignment_loss(gold, [[]], mask)) == 0.0           # no links: nothing supervised
+    with pytest.raises(ValueError, match="train_alignments"):
+        train_seq2seq(tiny(), [([5], [6])], [([5], [6])], Seq2SeqTrainConfig(epochs=1, align_weight=1.0), 0, "cpu")
