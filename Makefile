@@ -9,11 +9,12 @@ CONFIG ?= configs/smoke.yaml
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?= -m "not slow"
 
-.PHONY: install data study test test-all lab strip clean help
+.PHONY: install data study book test test-all lab strip clean help
 
 help:
 	@echo "make study [CONFIG=configs/paper.yaml]  run the study (default: smoke config)"
 	@echo "make test                                run the test suite"
+	@echo "make book [CONFIG=...]                   HTML book of the executed notebooks (after make study)"
 	@echo "make lab                                 open the notebooks in JupyterLab"
 
 $(BIN)/activate:
@@ -31,6 +32,9 @@ data: install
 
 study: data
 	$(BIN)/aine run --config $(CONFIG)
+
+book: install
+	$(BIN)/aine book --config $(CONFIG) --check
 
 test: install
 	$(BIN)/aine fetch --config configs/smoke.yaml

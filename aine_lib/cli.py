@@ -77,6 +77,26 @@ def fetch(config: Path = CONFIG_OPTION, set_: Optional[list[str]] = SET_OPTION) 
 
 
 @app.command()
+def book(config: Path = CONFIG_OPTION,
+         check: bool = typer.Option(False, "--check", help="open every page in headless Chromium and report "
+                                                             "broken images, error cells and broken links")) -> None:
+    """Build the HTML book from the config's executed notebooks (run `aine run` first)."""
+    from aine_lib.book import build_book, check_book
+
+    cfg = _load(config, {})
+    index = build_book(cfg)
+    typer.echo(f"book: {index}")
+    if check:
+        shot = index.parents[3] / "landing.png"
+        report = check_book(index, screenshot=shot)
+        for problem in report["problems"]:
+            typer.echo(problem, err=True)
+        typer.echo(f"{report['pages']} pages checked, {len(report['problems'])} problems; landing page: {shot}")
+        if report["problems"]:
+            raise typer.Exit(1)
+
+
+@app.command()
 def notebooks(config: Path = CONFIG_OPTION) -> None:
     """List the config's notebooks and the parameters each one receives."""
     cfg = _load(config, {})

@@ -33,7 +33,19 @@ def apply_style() -> None:
     plt.rcParams.update(STYLE)
 
 
+def _show_figures_in_notebooks() -> None:
+    """With the Agg backend a notebook would print ``<Figure ...>``: register a PNG formatter instead."""
+    try:
+        from IPython import get_ipython
+        from matplotlib_inline.backend_inline import set_matplotlib_formats
+    except ImportError:  # pragma: no cover - IPython is a dependency of the notebooks only
+        return
+    if get_ipython() is not None:
+        set_matplotlib_formats("png")
+
+
 apply_style()
+_show_figures_in_notebooks()
 
 
 def length_histograms(lengths: pd.DataFrame, bins: int = 30, quantile_clip: float = 0.99) -> plt.Figure:
