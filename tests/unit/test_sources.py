@@ -173,5 +173,43 @@ def test_registry_matches_sources_md():
         "npm-sentiment": (141_649, "89302eb03d2005d03b214fe65814bb48adb7d3c42c8ca80bdee6a3ecb7e4480f"),
         "glove-6b-50d": (76_067_791, "5c2b08fb0cd00b1f5ef01192099fdd09621bad6c9a03683091543496b1b2fee2"),
         "minilm-l6-v2": (83_506_384, "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54"),
+        "sword-web": (3_956_428, "930b23670b352f0829a306501de4bebb5e654a2df02cde2cbe86b802177868e1"),
+        "sword-rv1909": (2_722_332, "5c87f9b2bc97457e8a872f5bae7ea7ce59cb3de1dcee73e4d4740451863694cf"),
     }
     assert {k: (a.size, a.sha256) for k, a in sources.ARCHIVES.items()} == expected
+
+
+def _ar_bytes(files: dict[str, bytes]) -> bytes:
+    out = io.BytesIO()
+    out.write(b"!<arch>\n")
+    for name, data in files.items():
+        header = f"{name + '/':<16}{0:<12}{0:<6}{0:<6}{100644:<8}{len(data):<10}`\n".encode("ascii")
+        assert len(header) == 60
+        out.write(header + data + (b"\n" if len(data) % 2 else b""))
+    return out.getvalue()
+
+
+def _tarxz_bytes(files: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:xz") as tf:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def test_debian_package_folder_is_extracted_from_data_tar(tmp_path, monkeypatch):
+    data = _tarxz_bytes({"./usr/share/sword/mods.d/x.conf": b"[X]\n", "./usr/share/sword/modules/x/ot.bzz": b"z" * 7,
+                         "./usr/share/doc/x/copyright": b"pd"})
+    deb = _ar_bytes({"debian-binary": b"2.0\n", "control.tar.xz": _tarxz_bytes({"./control": b"Package: x"}),
+                     "data.tar.xz": data})
+    archive = Archive(key="fake-deb", registry="debian", spec="x=1", filename="x_1_all.deb", size=len(deb),
+                      sha256=hashlib.sha256(deb).hexdigest(), members={"sword/": "data.tar.xz::./usr/share/sword/"},
+                      license="test")
+    monkeypatch.setitem(sources.ARCHIVES, archive.key, archive)
+    folder = ensure_extracted(archive.key, tmp_path, FakeRegistry(deb))
+    assert (folder / "sword/mods.d/x.conf").read_bytes() == b"[X]\n"
+    assert (folder / "sword/modules/x/ot.bzz").read_bytes() == b"z" * 7
+    assert not (folder / "sword/doc").exists() and not list(folder.rglob("copyright"))
+    assert "apt-get download x=1" in archive.fetch_command()
