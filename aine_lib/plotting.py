@@ -483,6 +483,9 @@ def training_curves(histories: pd.DataFrame) -> plt.Figure:
 
 def aer_points(table: pd.DataFrame) -> plt.Figure:
     """AER (lower is better) with bootstrap CIs per method, one panel per task; heads shown separately."""
+    # one point per method: mean over seeds, the CI spans the seeds' CIs
+    table = table.groupby(["task", "method", "kind"], as_index=False, sort=False).agg(
+        aer=("aer", "mean"), ci_low=("ci_low", "min"), ci_high=("ci_high", "max"))
     tasks = list(dict.fromkeys(table["task"]))
     fig, axes = _facet(len(tasks), width=3.4, height=3.6)
     for ax, task in zip(axes, tasks):

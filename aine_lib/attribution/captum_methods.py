@@ -12,10 +12,11 @@ explained by every method:
   *reference input* (every real, non-special token replaced by padding; [CLS]
   and [SEP] kept), Gauss-Legendre, ``n_steps`` steps;
 * ``deeplift`` -- Captum ``DeepLift`` (rescale rule) from the same reference;
-  Captum applies its rules to *module* nonlinearities only (ReLU, Tanh,
-  Sigmoid, Softmax modules...); GELU and the functional softmax inside
-  attention are passed through with plain gradients, a known limitation of
-  DeepLIFT on Transformers;
+  Captum applies its rules to *module* nonlinearities only; in our models
+  that is the output Softmax (and the RNNs' ReLU/Tanh modules where used).
+  GELU, the functional softmax inside attention and the pooler's
+  ``torch.tanh`` get plain gradients, so on Transformers "DeepLIFT" is close
+  to gradient x (input - reference), a known limitation;
 * ``occlusion`` -- Captum ``FeatureAblation``, one token at a time replaced by
   the reference token: the drop in the target probability (leave-one-out by
   replacement, batched);

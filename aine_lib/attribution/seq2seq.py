@@ -19,7 +19,7 @@ padding); gradient methods also give ``[B, T, T]`` target-prefix scores.
   decoder layer's cross-attention.
 * ``gradient_x_input`` and ``integrated_gradients`` -- of ``log p(y_t)``
   w.r.t. source and target embeddings (inseq-style); IG from zero embeddings
-  (``n_steps`` Riemann-trapezoid steps, batched over steps).
+  (``n_steps`` midpoint Riemann steps).
 * ``loo`` -- remove source token ``s`` (the source closes up), re-run the same
   target: the drop in ``log p(y_t)`` at every step at once.
 """

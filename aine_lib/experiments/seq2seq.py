@@ -75,6 +75,10 @@ class Seq2SeqStudy:
             sizes = {"train": s.n_train, "dev": s.n_dev, "test": s.n_test}
             splits = {k: make_task(task, sizes[k], seed=s.data_seed * 10 + offsets[k], min_len=s.min_len,
                                    max_len=s.max_len) for k in sizes}
+            # dev/test sources also seen in training (frequent for the small date space) are dropped
+            seen = {tuple(e.source) for e in splits["train"]}
+            for k in ("dev", "test"):
+                splits[k] = [e for e in splits[k] if tuple(e.source) not in seen]
             vocab = TokenVocabulary.build([e.source for e in splits["train"]] + [e.target for e in splits["train"]])
             self._data[task] = TaskData(task, splits, vocab)
         return self._data[task]
@@ -149,7 +153,8 @@ def performance(study: Seq2SeqStudy, variants: tuple[str, ...] = ("softmax",)) -
             hyps += m.model.greedy(b.src, b.src_mask, max_len=2 * study.cfg.seq2seq.max_len + 4)
         refs = [t for _, t in pairs]
         exact = float(np.mean([h == r for h, r in zip(hyps, refs)]))
-        token_acc = float(np.mean([np.mean([a == b for a, b in zip(h, r)]) if r else 1.0
+        # position-wise over the longer of output and reference: missing or extra tokens count as wrong
+        token_acc = float(np.mean([sum(a == b for a, b in zip(h, r)) / max(len(h), len(r), 1)
                                    for h, r in zip(hyps, refs)]))
         hyp_text = [" ".join(data.vocab.decode(h)) for h in hyps]
         ref_text = [" ".join(data.vocab.decode(r)) for r in refs]
@@ -211,8 +216,11 @@ def score_matrices(study: Seq2SeqStudy, m: TrainedSeq2Seq) -> dict[str, list[np.
 def alignment_table(study: Seq2SeqStudy, seed: int = 0, variants: tuple[str, ...] = ("softmax",)) -> pd.DataFrame:
     """``tables/alignment.csv``: corpus AER (bootstrap CI over sentences) of each method vs the gold alignment.
 
-    Signed methods are read by their value (the source token that most raised
-    ``log p(y_t)``); a random matrix gives the floor.
+    Only target tokens that have a gold link are scored (the question is
+    "which source token produced this output token" for tokens that have
+    one), and each gets exactly one predicted link, so AER here equals 1 -
+    top-1 accuracy of the link. Signed methods are read by their value (the
+    source token that most raised ``log p(y_t)``); a random matrix gives the floor.
     """
     rows = []
     for m in study.models(variants):
@@ -234,17 +242,21 @@ def alignment_table(study: Seq2SeqStudy, seed: int = 0, variants: tuple[str, ...
 
 # ----- 13: generation decisions ---------------------------------------------------------------------
 
-def _generated_pairs(study: Seq2SeqStudy, m: TrainedSeq2Seq) -> list[tuple[list[int], list[int]]]:
-    """(source ids, the model's own greedy output) for the analysis examples (empty outputs dropped)."""
+def _generated_pairs(study: Seq2SeqStudy, m: TrainedSeq2Seq) -> tuple[list[tuple[list[int], list[int]]], list[int]]:
+    """(source ids, the model's own greedy output) for the analysis examples, empty outputs dropped,
+    and each kept pair's index in ``study.analysis`` (the same sentence across seeds and variants)."""
     data = study.data(m.task)
     sources = [data.vocab.encode(e.source) for e in study.analysis(m.task)]
-    out = []
+    out, index = [], []
     for start in range(0, len(sources), 64):
         chunk = sources[start:start + 64]
         b = collate_pairs(chunk, [[3]] * len(chunk)).to(study.device)
         hyps = m.model.greedy(b.src, b.src_mask, max_len=2 * study.cfg.seq2seq.max_len + 4)
-        out += [(s, h) for s, h in zip(chunk, hyps) if h]
-    return out
+        for j, (src, hyp) in enumerate(zip(chunk, hyps)):
+            if hyp:
+                out.append((src, hyp))
+                index.append(start + j)
+    return out, index
 
 
 def decay_curves(study: Seq2SeqStudy, max_distance: int = 5) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -298,9 +310,14 @@ def generation_interventions(study: Seq2SeqStudy, n_permutations: int = 10, seed
 
     * ``permutation``: share of permutations of *all* cross-attention rows that
       change the token, and the median TVD of the output distribution;
-    * ``erase_top_attention`` / ``erase_top_ig`` / ``erase_top_loo`` / ``erase_random``:
-      drop in log p(token) when the source token with the largest mean
-      last-layer cross-attention / IG score / LOO effect / a random one is removed.
+    * ``erase_top_attention`` / ``erase_top_head0`` / ``erase_top_ig`` / ``erase_top_loo`` /
+      ``erase_random``: drop in log p(token) when the source token with the
+      largest last-layer cross-attention (head mean / head 0, the head the
+      ``supervised`` variant trains on alignments) / IG score / LOO effect / a
+      random one is removed.
+
+    ``example`` is the sentence's index in ``study.analysis`` (shared by seeds
+    and variants, so CIs can resample sentences).
     """
     from aine_lib.attribution.seq2seq import integrated_gradients, leave_one_out
     from aine_lib.metrics.divergence import total_variation
@@ -308,7 +325,7 @@ def generation_interventions(study: Seq2SeqStudy, n_permutations: int = 10, seed
 
     rows = []
     for m in study.models(variants):
-        pairs = _generated_pairs(study, m)
+        pairs, index = _generated_pairs(study, m)
         gen = make_generator(seed)
         rng = np.random.default_rng(seed)
         for start, b in _batches(pairs, 32):
@@ -327,6 +344,7 @@ def generation_interventions(study: Seq2SeqStudy, n_permutations: int = 10, seed
                     tvds.append(total_variation(p2, probs))
                 tvd = torch.stack(tvds).median(0).values
                 attention = out.attentions["cross"][-1].mean(1)                  # [B, T, S]
+                head0 = out.attentions["cross"][-1][:, 0]
             loo = leave_one_out(m.model, b)                                        # [B, T, S] log p drop
             ig, _ = integrated_gradients(m.model, b, n_steps=study.cfg.seq2seq.ig_steps)
             for i in range(len(b)):
@@ -334,19 +352,22 @@ def generation_interventions(study: Seq2SeqStudy, n_permutations: int = 10, seed
                 T = int(b.tgt_mask[i].sum())
                 for t in range(T - 1):                                             # generated tokens, EOS step left out
                     top_att = int(attention[i, t, :S].argmax())
+                    top_h0 = int(head0[i, t, :S].argmax())
                     top_ig = int(ig[i, t, :S].argmax())
                     top_loo = int(loo[i, t, :S].argmax())
                     r = int(rng.integers(0, S))
-                    rows.append({"task": m.task, "variant": m.variant, "seed": m.seed, "example": start + i,
-                                 "step": t,
+                    rows.append({"task": m.task, "variant": m.variant, "seed": m.seed,
+                                 "example": index[start + i], "step": t,
                                  "permutation_change_rate": float(changed[i, t]),
                                  "permutation_tvd": float(tvd[i, t]),
                                  "erase_top_attention": float(loo[i, t, top_att]),
+                                 "erase_top_head0": float(loo[i, t, top_h0]),
                                  "erase_top_ig": float(loo[i, t, top_ig]),
                                  "erase_top_loo": float(loo[i, t, top_loo]),
                                  "erase_random": float(loo[i, t, r]),
                                  "attention_max": float(attention[i, t, :S].max()),
-                                 "top_attention_is_top_loo": top_att == top_loo})
+                                 "top_attention_is_top_loo": top_att == top_loo,
+                                 "top_head0_is_top_loo": top_h0 == top_loo})
     return pd.DataFrame(rows)
 
 
@@ -354,13 +375,13 @@ def faithfulness_table(per_step: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     """``tables/seq2seq_faithfulness.csv``: task, intervention, value (mean over generated tokens), CI, n."""
     from aine_lib.metrics.bootstrap import cluster_bootstrap_ci
 
-    metrics = ["permutation_change_rate", "permutation_tvd", "erase_top_attention", "erase_top_ig",
-               "erase_top_loo", "erase_random", "top_attention_is_top_loo"]
+    metrics = ["permutation_change_rate", "permutation_tvd", "erase_top_attention", "erase_top_head0",
+               "erase_top_ig", "erase_top_loo", "erase_random", "top_attention_is_top_loo", "top_head0_is_top_loo"]
     rows = []
     if "variant" not in per_step:
         per_step = per_step.assign(variant="softmax")
     for (task, variant), g in per_step.groupby(["task", "variant"], sort=False):
-        clusters = (g["seed"].astype(str) + ":" + g["example"].astype(str)).to_numpy()
+        clusters = g["example"].to_numpy()        # a sentence with all its seeds is one cluster
         for metric in metrics:
             v = g[metric].astype(float).to_numpy()
             lo, hi = cluster_bootstrap_ci(v, clusters, seed=seed)
@@ -401,6 +422,8 @@ def variants_table(study: Seq2SeqStudy, seed: int = 0, n_permutations: int = 10)
                      "erase_top_attention": get("erase_top_attention"),
                      "erase_top_attention_ci_low": get("erase_top_attention", "ci_low"),
                      "erase_top_attention_ci_high": get("erase_top_attention", "ci_high"),
+                     "erase_top_head0": get("erase_top_head0"),
                      "erase_top_loo": get("erase_top_loo"),
-                     "top_attention_is_top_loo": get("top_attention_is_top_loo")})
+                     "top_attention_is_top_loo": get("top_attention_is_top_loo"),
+                     "top_head0_is_top_loo": get("top_head0_is_top_loo")})
     return pd.DataFrame(rows)

@@ -449,3 +449,32 @@ def chosen_examples(study: TransformerStudy, m: TrainedTransformer, scores: dict
                     "title": f"{m.dataset} · {m.kind} · example {i}: gold {labels[split.labels[i]]}, "
                              f"predicted {labels[target[i]]}"})
     return out
+
+
+def versus_random(per_instance: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    """``tables/faithfulness_vs_random.csv``: each method's AOPC minus the random method's, *paired* by example.
+
+    ``comprehensiveness_gain`` = AOPC comp(method) - AOPC comp(random) (> 0 is better);
+    ``sufficiency_gain`` = AOPC suff(random) - AOPC suff(method) (> 0 is better).
+    Bootstrap CIs of the mean paired difference; ``beats_random`` when a CI lies above 0.
+    """
+    per_example = (per_instance.groupby(["dataset", "model", "mode", "method", "example"], sort=False)
+                   [["comprehensiveness", "sufficiency"]].mean().reset_index())
+    rows = []
+    for (dataset, model, mode), g in per_example.groupby(["dataset", "model", "mode"], sort=False):
+        wide = g.pivot(index="example", columns="method", values=["comprehensiveness", "sufficiency"])
+        if "random" not in wide["comprehensiveness"]:
+            continue
+        for method in wide["comprehensiveness"].columns:
+            if method == "random":
+                continue
+            row = {"dataset": dataset, "model": model, "mode": mode, "method": method}
+            for metric, sign in (("comprehensiveness", 1.0), ("sufficiency", -1.0)):
+                diff = (sign * (wide[metric][method] - wide[metric]["random"])).dropna().to_numpy()
+                lo, hi = bootstrap_ci(diff, seed=seed) if len(diff) else (np.nan, np.nan)
+                row |= {f"{metric}_gain": float(diff.mean()) if len(diff) else np.nan,
+                        f"{metric}_gain_ci_low": lo, f"{metric}_gain_ci_high": hi,
+                        f"{metric}_beats_random": bool(lo > 0)}
+            row["n"] = int(len(wide))
+            rows.append(row)
+    return pd.DataFrame(rows)

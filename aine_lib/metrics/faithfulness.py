@@ -36,7 +36,9 @@ a conclusion should hold under all of them:
   the right), as in ERASER. The result is a shorter, possibly ungrammatical
   text; positions shift.
 * ``"mask"`` -- the ids are replaced by a neutral token: ``[MASK]`` for a
-  Transformer (it was pre-trained to see it), the unknown-word id for the
+  Transformer (MiniLM was pre-trained to see it; the from-scratch encoder
+  never saw its ``[MASK]`` id, whose embedding is untrained, so for it this
+  mode is itself out of distribution), the unknown-word id for the
   word-level RNNs. Length and positions are kept; the model sees *that*
   something was there, not what.
 * ``"attention_mask"`` -- the ids are kept but the positions are removed from
