@@ -226,9 +226,11 @@ def _batches(split: EncodedSplit, batch_size: int):
 def attributions(study: TransformerStudy, m: TrainedTransformer, methods: tuple[str, ...] = METHODS,
                  batch_size: int = 16) -> dict[str, dict]:
     """``{method: {"scores": list[np.ndarray] (one per position), "target": [N], "seconds": float}}``, cached."""
+    from tqdm.auto import tqdm
+
     split = study.encoded(m.dataset, m.kind)["analysis"]
     out = {}
-    for name in methods:
+    for name in tqdm(methods, desc=f"attributions {m.dataset}/{m.kind}", disable=not study.progress, leave=False):
         kwargs = study.method_kwargs(name)
 
         def compute(name=name, kwargs=kwargs) -> dict:
@@ -268,10 +270,13 @@ def faithfulness_per_instance(study: TransformerStudy, m: TrainedTransformer, sc
     from aine_lib.attribution.captum_methods import special_mask
     from aine_lib.metrics.faithfulness import faithfulness_curves
 
+    from tqdm.auto import tqdm
+
     t = study.cfg.transformer
     split = study.encoded(m.dataset, m.kind)["analysis"]
     parts = []
-    for method, r in scores.items():
+    for method, r in tqdm(scores.items(), desc=f"faithfulness {m.dataset}/{m.kind}", disable=not study.progress,
+                          leave=False):
         def compute(method=method, r=r) -> pd.DataFrame:
             rows = []
             for start, batch in _batches(split, batch_size):
