@@ -279,8 +279,29 @@ def check_book(index: Path, screenshot: Path | None = None, binary: str | None =
                     target = Path(unquote(urlparse(link).path))
                     if not target.exists():
                         problems.append(f"{rel}: broken link {link}")
-                if page == index and screenshot is not None:
-                    browser.screenshot(screenshot)
         finally:
             browser.close()
+    if screenshot is not None:
+        take_screenshot(index, screenshot, binary)
     return {"pages": len(pages), "problems": problems}
+
+
+def take_screenshot(page: Path, out: Path, binary: str | None = None, timeout: int = 120) -> Path:
+    """PNG of ``page`` from Chromium's own ``--screenshot`` (a separate headless run, 1280x900)."""
+    import tempfile
+
+    binary = binary or find_chromium()
+    if binary is None:
+        raise FileNotFoundError("no Chromium found; install the Debian package: apt-get install chromium")
+    out = Path(out).resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
+        subprocess.run([binary, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                        f"--user-data-dir={profile}", "--hide-scrollbars", "--window-size=1280,900",
+                        # virtual time: do not wait for resources an offline machine can never load
+                        "--virtual-time-budget=5000", "--timeout=20000",
+                        f"--screenshot={out}", Path(page).resolve().as_uri()],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=timeout, check=False)
+    if not out.exists() or out.stat().st_size == 0:
+        raise RuntimeError(f"{binary} wrote no screenshot of {page} to {out}")
+    return out
