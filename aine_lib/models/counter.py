@@ -33,7 +33,8 @@ from aine_lib.io import ResultCache
 from aine_lib.metrics.divergence import jensen_shannon, total_variation
 from aine_lib.models.rnn_attention import (MODEL_CODE_VERSION, AttentionClassifier, ClassifierOutput,
                                            RNNClassifierConfig)
-from aine_lib.models.training import (TrainConfig, TrainResult, _load_result, _ordered_batches, _save_result,
+from aine_lib.models.training import (BestEpoch, TrainConfig, TrainResult, _load_result, _ordered_batches,
+                                      _save_result,
                                       _training_batches, _training_vocabulary, data_fingerprint,
                                       embeddings_fingerprint, encode_split, train_classifier)
 from aine_lib.repro import make_generator, seed_everything
@@ -158,7 +159,7 @@ def train_consistent_adversary(adversary: AttentionClassifier, base: AttentionCl
     generator = make_generator(seed)
     optimiser = torch.optim.Adam(adversary.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay,
                                  amsgrad=train_cfg.amsgrad)
-    rows, best_state, best_epoch, best_score = [], None, 0, float("inf")
+    rows, best = [], BestEpoch(train_cfg.patience, higher_is_better=False)
     for epoch in tqdm(range(1, train_cfg.epochs + 1), desc="epochs", disable=not progress, leave=False):
         started = time.perf_counter()
         adversary.train()
@@ -186,14 +187,10 @@ def train_consistent_adversary(adversary: AttentionClassifier, base: AttentionCl
         row = {"epoch": epoch, "train_loss": total / count, "dev_objective": dev[0], "dev_tvd": dev[1],
                "dev_jsd": dev[2], "seconds": time.perf_counter() - started}
         rows.append(row)
-        if row["dev_objective"] < best_score:
-            best_score, best_epoch = row["dev_objective"], epoch
-            best_state = {k: v.detach().to("cpu", copy=True) for k, v in adversary.state_dict().items()}
-        elif train_cfg.patience is not None and epoch - best_epoch >= train_cfg.patience:
+        if best.update(epoch, row["dev_objective"], adversary):
             break
-    adversary.load_state_dict(best_state)
-    adversary.eval()
-    return TrainResult(best_state, best_epoch, pd.DataFrame(rows, columns=list(ADVERSARY_HISTORY)))
+    best.restore(adversary)
+    return TrainResult(best.state, best.epoch, pd.DataFrame(rows, columns=list(ADVERSARY_HISTORY)))
 
 
 def trained_consistent_adversary(cache: ResultCache, data: TextClassificationData, model_cfg: RNNClassifierConfig,

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from aine_lib.config import ConfigError
-from aine_lib.models.training import TrainResult
+from aine_lib.models.training import BestEpoch, TrainResult
 from aine_lib.models.transformer import BOS, EOS, PAD, Seq2SeqTransformer
 from aine_lib.repro import make_generator
 
@@ -172,7 +172,7 @@ def train_seq2seq(model: Seq2SeqTransformer, train: list[tuple[list[int], list[i
     optimiser = torch.optim.Adam(model.parameters(), lr=1.0, betas=(0.9, 0.98), eps=1e-9)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimiser, lambda step: noam_rate(step + 1, model.cfg.d_model, cfg.warmup_steps, cfg.lr_scale))
-    rows, best_state, best_epoch, best = [], None, 0, float("inf")
+    rows, best = [], BestEpoch(cfg.patience, higher_is_better=False)
     for epoch in tqdm(range(1, cfg.epochs + 1), desc="epochs", disable=not progress, leave=False):
         started = time.perf_counter()
         model.train()
@@ -203,14 +203,10 @@ def train_seq2seq(model: Seq2SeqTransformer, train: list[tuple[list[int], list[i
         d = dev_loss(model, dev, device)
         rows.append({"epoch": epoch, "train_loss": total / tokens, "dev_loss": d,
                      "seconds": time.perf_counter() - started, "train_tokens": tokens})
-        if d < best:
-            best, best_epoch = d, epoch
-            best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-        elif cfg.patience is not None and epoch - best_epoch >= cfg.patience:
+        if best.update(epoch, d, model):
             break
-    model.load_state_dict(best_state)
-    model.eval()
-    return TrainResult(best_state, best_epoch, pd.DataFrame(rows))
+    best.restore(model)
+    return TrainResult(best.state, best.epoch, pd.DataFrame(rows))
 
 
 def exact_match(predicted: Sequence[Sequence[int]], reference: Sequence[Sequence[int]]) -> float:

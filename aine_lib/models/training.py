@@ -207,6 +207,34 @@ class TrainResult:
         return float(self.history.loc[self.history["epoch"] == self.best_epoch, "dev_accuracy"].iloc[0])
 
 
+class BestEpoch:
+    """The epoch with the best dev score so far, its weights (a CPU copy), and when to stop early.
+
+    ``update`` returns True when ``patience`` epochs have passed without a
+    strictly better score (the earliest best epoch wins ties). Shared by every
+    training loop of the study.
+    """
+
+    def __init__(self, patience: int | None, higher_is_better: bool = True):
+        self.patience = patience
+        self.sign = 1.0 if higher_is_better else -1.0
+        self.score = -float("inf")
+        self.epoch = 0
+        self.state: dict[str, torch.Tensor] | None = None
+
+    def update(self, epoch: int, score: float, model: torch.nn.Module) -> bool:
+        if self.sign * score > self.score:
+            self.score, self.epoch = self.sign * score, epoch
+            self.state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+            return False
+        return self.patience is not None and epoch - self.epoch >= self.patience
+
+    def restore(self, model: torch.nn.Module) -> None:
+        """Load the best epoch's weights into ``model`` and put it in eval mode."""
+        model.load_state_dict(self.state)
+        model.eval()
+
+
 def train_classifier(model: AttentionClassifier, train_df: pd.DataFrame, dev_df: pd.DataFrame,
                      vocab: Vocabulary, train_cfg: TrainConfig, seed: int, device: torch.device | str,
                      progress: bool = False) -> TrainResult:
@@ -227,7 +255,7 @@ def train_classifier(model: AttentionClassifier, train_df: pd.DataFrame, dev_df:
     optimiser = torch.optim.Adam(trainable, lr=train_cfg.lr, weight_decay=train_cfg.weight_decay,
                                  amsgrad=train_cfg.amsgrad)
     metric = "dev_f1" if train_cfg.selection_metric == "f1" else "dev_accuracy"
-    rows, best_state, best_epoch, best_score = [], None, 0, -float("inf")
+    rows, best = [], BestEpoch(train_cfg.patience)
     for epoch in tqdm(range(1, train_cfg.epochs + 1), desc="epochs", disable=not progress, leave=False):
         started = time.perf_counter()
         model.train()
@@ -245,14 +273,10 @@ def train_classifier(model: AttentionClassifier, train_df: pd.DataFrame, dev_df:
         row = {"epoch": epoch, "train_loss": total / count, "dev_accuracy": dev["accuracy"],
                "dev_f1": dev["f1"], "seconds": time.perf_counter() - started}
         rows.append(row)
-        if row[metric] > best_score:
-            best_score, best_epoch = row[metric], epoch
-            best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-        elif train_cfg.patience is not None and epoch - best_epoch >= train_cfg.patience:
+        if best.update(epoch, row[metric], model):
             break  # early stopping on dev: the chosen epoch is the same as with more epochs unless dev improves later
-    model.load_state_dict(best_state)
-    model.eval()
-    return TrainResult(best_state, best_epoch, pd.DataFrame(rows, columns=list(HISTORY_COLUMNS)))
+    best.restore(model)
+    return TrainResult(best.state, best.epoch, pd.DataFrame(rows, columns=list(HISTORY_COLUMNS)))
 
 
 # ----- cached entry point ------------------------------------------------------

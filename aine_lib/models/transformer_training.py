@@ -29,7 +29,8 @@ from aine_lib.config import ConfigError
 from aine_lib.data.text import Vocabulary
 from aine_lib.io import ResultCache
 from aine_lib.models.rnn_attention import MODEL_CODE_VERSION
-from aine_lib.models.training import (HISTORY_COLUMNS, TrainResult, _load_result, _ordered_batches, _save_result,
+from aine_lib.models.training import (HISTORY_COLUMNS, BestEpoch, TrainResult, _load_result, _ordered_batches,
+                                      _save_result,
                                       _training_batches)
 from aine_lib.models.transformer_encoder import TransformerClassifier
 from aine_lib.repro import make_generator, seed_everything
@@ -160,7 +161,7 @@ def train_transformer(model: TransformerClassifier, train: EncodedSplit, dev: En
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, schedule)
     metric = "dev_f1" if cfg.selection_metric == "f1" else "dev_accuracy"
-    rows, best_state, best_epoch, best_score = [], None, 0, -float("inf")
+    rows, best = [], BestEpoch(cfg.patience)
     for epoch in tqdm(range(1, cfg.epochs + 1), desc="epochs", disable=not progress, leave=False):
         started = time.perf_counter()
         model.train()
@@ -180,14 +181,10 @@ def train_transformer(model: TransformerClassifier, train: EncodedSplit, dev: En
         row = {"epoch": epoch, "train_loss": loss_sum / count, "dev_accuracy": d["accuracy"], "dev_f1": d["f1"],
                "seconds": time.perf_counter() - started}
         rows.append(row)
-        if row[metric] > best_score:
-            best_score, best_epoch = row[metric], epoch
-            best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-        elif cfg.patience is not None and epoch - best_epoch >= cfg.patience:
+        if best.update(epoch, row[metric], model):
             break
-    model.load_state_dict(best_state)
-    model.eval()
-    return TrainResult(best_state, best_epoch, pd.DataFrame(rows, columns=list(HISTORY_COLUMNS)))
+    best.restore(model)
+    return TrainResult(best.state, best.epoch, pd.DataFrame(rows, columns=list(HISTORY_COLUMNS)))
 
 
 def trained_transformer(cache: ResultCache, key: Mapping[str, Any], build: Callable[[], TransformerClassifier],
