@@ -224,12 +224,6 @@ class _Chromium:
         result = self.call("Runtime.evaluate", expression=expression, returnByValue=True)
         return result["result"].get("value")
 
-    def screenshot(self, path: Path) -> None:
-        import base64
-
-        data = self.call("Page.captureScreenshot", format="png")["data"]
-        path.write_bytes(base64.b64decode(data))
-
     def close(self) -> None:
         if getattr(self, "ws", None) is not None:
             self.ws.close()
