@@ -237,12 +237,52 @@ class TransformerStudyConfig:
                 raise ConfigError(f"transformer.{name} must be a positive integer or null, got {value}")
 
 
-TransductionTask = Literal["copy", "reverse", "mapping", "date"]
+TransductionTask = Literal["copy", "reverse", "mapping", "date", "bible"]
+
+
+@dataclass(frozen=True)
+class BibleConfig:
+    """The Bible English -> Spanish translation task of notebooks 11-13 (``seq2seq.tasks`` entry ``bible``):
+    its data, subwords and a larger model than the synthetic tasks need."""
+
+    n_train: int | None = None          # null: every training verse that fits max_subwords
+    n_dev: int = 500
+    n_test: int = 500
+    max_subwords: int = 48
+    vocab_size: int = 6000
+    split_seed: int = 20170612
+    d_model: int = 128
+    heads: int = 4
+    encoder_layers: int = 3
+    decoder_layers: int = 3
+    d_ff: int = 512
+    epochs: int = 15
+    batch_size: int = 64
+    warmup_steps: int = 1500
+    seeds: tuple[int, ...] = (0,)
+    beam_size: int = 4
+
+    def __post_init__(self) -> None:
+        for name in ("n_dev", "n_test", "max_subwords", "d_model", "heads", "encoder_layers", "decoder_layers",
+                     "d_ff", "epochs", "batch_size", "warmup_steps", "beam_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"seq2seq.bible.{name} must be >= 1, got {getattr(self, name)}")
+        if self.n_train is not None and self.n_train < 1:
+            raise ConfigError(f"seq2seq.bible.n_train must be a positive integer or null, got {self.n_train}")
+        if self.vocab_size < 100:
+            raise ConfigError(f"seq2seq.bible.vocab_size must be >= 100 (BPE needs room for the characters), "
+                              f"got {self.vocab_size}")
+        if self.d_model % self.heads:
+            raise ConfigError(f"seq2seq.bible.d_model ({self.d_model}) must be divisible by heads ({self.heads})")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(f"seq2seq.bible.seeds must be a non-empty list without repeats, got {list(self.seeds)}")
 
 
 @dataclass(frozen=True)
 class Seq2SeqStudyConfig:
-    """The encoder-decoder Transformer (notebooks 11-13) on synthetic tasks with known alignments."""
+    """The encoder-decoder Transformer (notebooks 11-13) on synthetic tasks with known alignments and, with
+    ``bible`` in ``tasks``, on Bible English -> Spanish (sizes in ``bible``; the fields here are the synthetic
+    tasks' model and training settings)."""
 
     tasks: tuple[TransductionTask, ...] = ("copy", "reverse", "mapping", "date")
     n_train: int = 4000
@@ -266,6 +306,7 @@ class Seq2SeqStudyConfig:
     seeds: tuple[int, ...] = (0,)
     max_analysis_examples: int | None = 200
     ig_steps: int = 16
+    bible: BibleConfig = field(default_factory=BibleConfig)
 
     def __post_init__(self) -> None:
         for name in ("tasks", "seeds"):
@@ -475,8 +516,9 @@ def _deep_merge(base: dict, overrides: Mapping[str, Any]) -> dict:
             head, rest = key.split(".", 1)
             value = {rest: value}
             key = head
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = _deep_merge(dict(out[key]), value)
+        if isinstance(value, Mapping):
+            # a section the file leaves out is built from the override alone (its dotted keys still nest)
+            out[key] = _deep_merge(dict(out[key]) if isinstance(out.get(key), Mapping) else {}, value)
         else:
             out[key] = value
     return out

@@ -67,6 +67,9 @@ def load_dataset(name: str, cfg: StudyConfig) -> TextClassificationData:
 def fetch_for_config(cfg: StudyConfig, include_assets: bool = True) -> dict[str, Path]:
     """Fetch, verify and extract every archive the config's data sets (and GloVe/MiniLM) need."""
     keys = [k for name in cfg.data.datasets for k in DATASET_ARCHIVES[name]]
+    if "bible" in cfg.seq2seq.tasks:
+        from aine_lib.data.bible import MODULES
+        keys += [key for key, _ in MODULES.values()]
     if include_assets:
         keys += list(ASSET_ARCHIVES)
     return {key: ensure_extracted(key, cfg.data_root) for key in dict.fromkeys(keys)}

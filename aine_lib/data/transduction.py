@@ -32,6 +32,14 @@ class TransductionExample:
     source: list[str]
     target: list[str]
     alignment: list[tuple[int, int]]     # (target position, source position), sure links
+    # Only for tasks whose tokens are subword pieces of words (the Bible task): the word index of every
+    # piece, word-level sure / possible reference links (target word, source word), and the word texts.
+    source_word_ids: tuple[int, ...] | None = None
+    target_word_ids: tuple[int, ...] | None = None
+    word_sure: frozenset | None = None
+    word_possible: frozenset | None = None
+    source_text: str | None = None
+    target_text: str | None = None
 
 
 def _words(n_nouns: int = 12, n_adjectives: int = 8, n_other: int = 20):

@@ -1,11 +1,14 @@
 """Encoder-decoder Transformer on transduction tasks with known alignments: does cross-attention explain
 each generated token?
 
-:class:`Seq2SeqStudy` holds the synthetic tasks of ``cfg.seq2seq`` and one
-trained model per task and seed (cached). Experiments return tidy DataFrames:
+:class:`Seq2SeqStudy` holds the tasks of ``cfg.seq2seq`` -- the synthetic
+transductions with alignments known by construction and, as ``bible``, Bible
+English -> Spanish with eflomal reference alignments (:mod:`aine_lib.data.bible_task`)
+-- and one trained model per task, variant and seed (cached). Experiments
+return tidy DataFrames:
 
-* :func:`performance` -- exact match, token accuracy and BLEU (sacrebleu) of
-  greedy decoding on test;
+* :func:`performance` -- exact match, token accuracy, BLEU and chrF (sacrebleu,
+  BLEU with a bootstrap CI) of greedy decoding (beam search on the Bible) on test;
 * :func:`alignment_table` -- alignment error rate (AER) of every cross-attention
   layer and head, of the head mean, and of every explanation method, against
   the gold alignments, with bootstrap CIs over sentences.
@@ -41,6 +44,38 @@ class TaskData:
     def pairs(self, split: str) -> list[tuple[list[int], list[int]]]:
         return [(self.vocab.encode(e.source), self.vocab.encode(e.target)) for e in self.splits[split]]
 
+    @property
+    def subwords(self) -> bool:
+        """Tokens are subword pieces of words (the Bible task), with word-level reference alignments."""
+        return bool(self.splits["train"]) and self.splits["train"][0].source_word_ids is not None
+
+    def text(self, ids: list[int]) -> str:
+        """Token ids -> the text BLEU is computed on (pieces glued back into words for subword tasks)."""
+        tokens = self.vocab.decode(ids)
+        if self.subwords:
+            from aine_lib.data.bible_task import detokenize
+            return detokenize(tokens)
+        return " ".join(tokens)
+
+
+@dataclass(frozen=True)
+class TaskSettings:
+    """Model, training and decoding sizes of one task (the synthetic tasks share ``cfg.seq2seq``'s; the Bible
+    task has its own in ``cfg.seq2seq.bible``)."""
+
+    d_model: int
+    heads: int
+    encoder_layers: int
+    decoder_layers: int
+    d_ff: int
+    epochs: int
+    batch_size: int
+    warmup_steps: int
+    seeds: tuple[int, ...]
+    positions: int          # length of the positional table
+    decode_len: int         # longest output decoding may produce
+    beam: int               # 1: greedy
+
 
 VARIANTS = ("softmax", "entmax15", "supervised")
 
@@ -68,7 +103,48 @@ class Seq2SeqStudy:
         self.progress = progress_enabled(cfg)
         self._data: dict[str, TaskData] = {}
 
+    def settings(self, task: str) -> TaskSettings:
+        s = self.cfg.seq2seq
+        if task == "bible":
+            b = s.bible
+            return TaskSettings(b.d_model, b.heads, b.encoder_layers, b.decoder_layers, b.d_ff, b.epochs,
+                                b.batch_size, b.warmup_steps, tuple(b.seeds), positions=2 * b.max_subwords + 8,
+                                decode_len=b.max_subwords + 16, beam=b.beam_size)
+        return TaskSettings(s.d_model, s.heads, s.encoder_layers, s.decoder_layers, s.d_ff, s.epochs, s.batch_size,
+                            s.warmup_steps, tuple(s.seeds), positions=max(64, 2 * s.max_len + 8),
+                            decode_len=2 * s.max_len + 4, beam=1)
+
+    def describe(self) -> str:
+        """One line per task: training pairs, model size, seeds, decoding (printed at the top of 11-13)."""
+        lines = [f"{self.cfg.name}: device {self.device}"]
+        for task in self.tasks:
+            k, d = self.settings(task), self.data(task)
+            lines.append(f"  {task}: {len(d.splits['train'])} training pairs, vocabulary {len(d.vocab)}, "
+                         f"d_model {k.d_model}, {k.encoder_layers}+{k.decoder_layers} layers x {k.heads} heads, "
+                         f"{k.epochs} epochs max, seeds {list(k.seeds)}, "
+                         f"{'beam ' + str(k.beam) if k.beam > 1 else 'greedy'} decoding")
+        return "\n".join(lines)
+
+    def _bible_data(self) -> TaskData:
+        """The Bible task, built once per (verse pairs, bible config) and cached: its eflomal references are
+        sampled, so every later step must read the same copy."""
+        from aine_lib.data.bible import load_bible_pairs
+        from aine_lib.data.bible_task import build_bible_task, pairs_fingerprint
+
+        b = self.cfg.seq2seq.bible
+        pairs = load_bible_pairs(self.cfg.data_root)
+        params = {"pairs": pairs_fingerprint(pairs), "n_train": b.n_train, "n_dev": b.n_dev, "n_test": b.n_test,
+                  "max_subwords": b.max_subwords, "vocab_size": b.vocab_size, "split_seed": b.split_seed}
+        splits = self.cache.get_or_compute(
+            "bible_task", params, lambda: build_bible_task(pairs, n_train=b.n_train, n_dev=b.n_dev, n_test=b.n_test,
+                                                          max_subwords=b.max_subwords, vocab_size=b.vocab_size,
+                                                          split_seed=b.split_seed))
+        vocab = TokenVocabulary.build([e.source for e in splits["train"]] + [e.target for e in splits["train"]])
+        return TaskData("bible", splits, vocab)
+
     def data(self, task: str) -> TaskData:
+        if task == "bible" and task not in self._data:
+            self._data[task] = self._bible_data()
         if task not in self._data:
             s = self.cfg.seq2seq
             offsets = {"train": 0, "dev": 1, "test": 2}
@@ -99,12 +175,13 @@ class Seq2SeqStudy:
         from aine_lib.models.transformer import Seq2SeqConfig, Seq2SeqTransformer
 
         s = self.cfg.seq2seq
+        k = self.settings(task)
         data = self.data(task)
-        model_cfg = Seq2SeqConfig(src_vocab=len(data.vocab), tgt_vocab=len(data.vocab), d_model=s.d_model,
-                                  heads=s.heads, encoder_layers=s.encoder_layers, decoder_layers=s.decoder_layers,
-                                  d_ff=s.d_ff, dropout=s.dropout, max_len=max(64, 2 * s.max_len + 8),
+        model_cfg = Seq2SeqConfig(src_vocab=len(data.vocab), tgt_vocab=len(data.vocab), d_model=k.d_model,
+                                  heads=k.heads, encoder_layers=k.encoder_layers, decoder_layers=k.decoder_layers,
+                                  d_ff=k.d_ff, dropout=s.dropout, max_len=k.positions,
                                   cross_normaliser="entmax15" if variant == "entmax15" else "softmax")
-        train_cfg = Seq2SeqTrainConfig(epochs=s.epochs, batch_size=s.batch_size, warmup_steps=s.warmup_steps,
+        train_cfg = Seq2SeqTrainConfig(epochs=k.epochs, batch_size=k.batch_size, warmup_steps=k.warmup_steps,
                                        lr_scale=s.lr_scale, label_smoothing=s.label_smoothing, patience=s.patience,
                                        align_weight=1.0 if variant == "supervised" else 0.0)
         train, dev = data.pairs("train"), data.pairs("dev")
@@ -129,8 +206,15 @@ class Seq2SeqStudy:
     def models(self, variants: tuple[str, ...] = ("softmax",)):
         for task in self.tasks:
             for variant in variants:
-                for seed in self.cfg.seq2seq.seeds:
+                for seed in self.settings(task).seeds:
                     yield self.train(task, seed, variant)
+
+    def decode(self, m: "TrainedSeq2Seq", b) -> list[list[int]]:
+        """The task's decoding: greedy for the synthetic tasks, beam search (length-normalised) for the Bible."""
+        k = self.settings(m.task)
+        if k.beam > 1:
+            return m.model.beam_search(b.src, b.src_mask, beam=k.beam, max_len=k.decode_len, length_penalty=1.0)
+        return m.model.greedy(b.src, b.src_mask, max_len=k.decode_len)
 
 
 def _batches(pairs, batch_size=64):
@@ -150,32 +234,59 @@ def performance(study: Seq2SeqStudy, variants: tuple[str, ...] = ("softmax",)) -
         hyps = []
         for _, b in _batches(pairs, 128):
             b = b.to(study.device)
-            hyps += m.model.greedy(b.src, b.src_mask, max_len=2 * study.cfg.seq2seq.max_len + 4)
+            hyps += study.decode(m, b)
         refs = [t for _, t in pairs]
         exact = float(np.mean([h == r for h, r in zip(hyps, refs)]))
         # position-wise over the longer of output and reference: missing or extra tokens count as wrong
         token_acc = float(np.mean([sum(a == b for a, b in zip(h, r)) / max(len(h), len(r), 1)
                                    for h, r in zip(hyps, refs)]))
-        hyp_text = [" ".join(data.vocab.decode(h)) for h in hyps]
-        ref_text = [" ".join(data.vocab.decode(r)) for r in refs]
-        bleu = sacrebleu.corpus_bleu(hyp_text, [ref_text], tokenize="none")
+        hyp_text = [data.text(h) for h in hyps]
+        if data.subwords:
+            # words as split by the task (punctuation separate), sacrebleu's standard 13a tokenisation on top
+            ref_text = [e.target_text for e in data.splits["test"]]
+            bleu = sacrebleu.corpus_bleu(hyp_text, [ref_text])
+            chrf = sacrebleu.corpus_chrf(hyp_text, [ref_text]).score
+        else:
+            ref_text = [data.text(r) for r in refs]
+            bleu = sacrebleu.corpus_bleu(hyp_text, [ref_text], tokenize="none")
+            chrf = sacrebleu.corpus_chrf(hyp_text, [ref_text]).score
+        low, high = _bleu_ci(hyp_text, ref_text, data.subwords, seed=m.seed)
         rows.append({"task": m.task, "variant": m.variant, "seed": m.seed, "best_epoch": m.best_epoch,
                      "exact_match": exact,
-                     "token_accuracy": token_acc, "bleu": bleu.score, "n_test": len(refs),
+                     "token_accuracy": token_acc, "bleu": bleu.score, "bleu_ci_low": low, "bleu_ci_high": high,
+                     "chrf": chrf, "n_test": len(refs),
                      "train_seconds": float(m.history["seconds"].sum())})
         for i in range(3):
-            examples.append({"task": m.task, "source": " ".join(data.splits["test"][i].source),
+            e = data.splits["test"][i]
+            examples.append({"task": m.task, "source": e.source_text or " ".join(e.source),
                              "reference": ref_text[i], "output": hyp_text[i]})
     return pd.DataFrame(rows), pd.DataFrame(examples)
 
 
-def _aer_with_ci(pred: list[set], gold: list[set], seed: int, n_boot: int = 1000) -> tuple[float, float, float]:
-    value = corpus_aer(pred, gold)
+def _bleu_ci(hyps: list[str], refs: list[str], subwords: bool, seed: int, n_boot: int = 200
+             ) -> tuple[float, float]:
+    """95% bootstrap interval of corpus BLEU over test sentences (resampled with replacement)."""
+    import sacrebleu
+
+    rng = np.random.default_rng(seed)
+    kwargs = {} if subwords else {"tokenize": "none"}
+    stats = []
+    for _ in range(n_boot):
+        idx = rng.integers(0, len(refs), len(refs))
+        stats.append(sacrebleu.corpus_bleu([hyps[i] for i in idx], [[refs[i] for i in idx]], **kwargs).score)
+    lo, hi = np.quantile(stats, [0.025, 0.975])
+    return float(lo), float(hi)
+
+
+def _aer_with_ci(pred: list[set], gold: list[set], seed: int, n_boot: int = 1000,
+                 possible: list[set] | None = None) -> tuple[float, float, float]:
+    value = corpus_aer(pred, gold, possible)
     rng = np.random.default_rng(seed)
     stats = []
     for _ in range(n_boot):
         idx = rng.integers(0, len(gold), len(gold))
-        stats.append(corpus_aer([pred[i] for i in idx], [gold[i] for i in idx]))
+        stats.append(corpus_aer([pred[i] for i in idx], [gold[i] for i in idx],
+                                None if possible is None else [possible[i] for i in idx]))
     lo, hi = np.quantile(stats, [0.025, 0.975])
     return value, float(lo), float(hi)
 
@@ -218,21 +329,35 @@ def alignment_table(study: Seq2SeqStudy, seed: int = 0, variants: tuple[str, ...
 
     Only target tokens that have a gold link are scored (the question is
     "which source token produced this output token" for tokens that have
-    one), and each gets exactly one predicted link, so AER here equals 1 -
-    top-1 accuracy of the link. Signed methods are read by their value (the
-    source token that most raised ``log p(y_t)``); a random matrix gives the floor.
+    one), and each gets exactly one predicted link, so on the synthetic tasks
+    (one gold link per token, ``P = S``) AER equals 1 - top-1 accuracy of the
+    link. On the Bible task the scoring is at word level, as is usual for
+    subword models (e.g. Garg et al. 2019): each score matrix is pooled to
+    words (source pieces summed, target pieces averaged) and compared with
+    the eflomal references (sure = intersection, possible = union of the two
+    directions). Signed methods are read by their value (the source token
+    that most raised ``log p(y_t)``); a random matrix gives the floor.
     """
     rows = []
     for m in study.models(variants):
         examples = study.analysis(m.task)
-        gold = [set(e.alignment) for e in examples]
-        aligned_rows = [sorted({t for t, _ in e.alignment}) for e in examples]
+        words = study.data(m.task).subwords
+        if words:
+            from aine_lib.data.bible_task import pool_to_words
+
+            gold = [set(e.word_sure) for e in examples]
+            possible = [set(e.word_possible) for e in examples]
+        else:
+            gold, possible = [set(e.alignment) for e in examples], None
+        aligned_rows = [sorted({t for t, _ in g}) for g in gold]
         matrices = score_matrices(study, m)
         rng = np.random.default_rng(seed)
         matrices = dict(matrices) | {"random": [rng.random(x.shape) for x in next(iter(matrices.values()))]}
         for name, mats in matrices.items():
+            if words:
+                mats = [pool_to_words(x, e.source_word_ids, e.target_word_ids) for x, e in zip(mats, examples)]
             pred = [alignment_from_scores(x, r) for x, r in zip(mats, aligned_rows)]
-            value, lo, hi = _aer_with_ci(pred, gold, seed)
+            value, lo, hi = _aer_with_ci(pred, gold, seed, possible=possible)
             kind = "cross-attention head" if name.startswith("cross L") else "method"
             rows.append({"task": m.task, "variant": m.variant, "seed": m.seed, "method": name, "kind": kind,
                          "aer": value, "ci_low": lo,
@@ -251,7 +376,7 @@ def _generated_pairs(study: Seq2SeqStudy, m: TrainedSeq2Seq) -> tuple[list[tuple
     for start in range(0, len(sources), 64):
         chunk = sources[start:start + 64]
         b = collate_pairs(chunk, [[3]] * len(chunk)).to(study.device)
-        hyps = m.model.greedy(b.src, b.src_mask, max_len=2 * study.cfg.seq2seq.max_len + 4)
+        hyps = m.model.greedy(b.src, b.src_mask, max_len=study.settings(m.task).decode_len)
         for j, (src, hyp) in enumerate(zip(chunk, hyps)):
             if hyp:
                 out.append((src, hyp))

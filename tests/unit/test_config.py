@@ -43,6 +43,10 @@ def test_unknown_nested_key_names_its_section(tiny_config):
     ({"data.max_train_examples": 0}, "max_train_examples must be a positive integer"),
     ({"progress": "yes"}, "expected bool"),
     ({"data.planted.max_length": 2, "data.planted.min_length": 1}, "to fit the planted tokens"),
+    ({"seq2seq.tasks": ["copy", "bibel"]}, "seq2seq.tasks[1]"),
+    ({"seq2seq.bible.d_model": 100, "seq2seq.bible.heads": 3}, "seq2seq.bible.d_model (100) must be divisible"),
+    ({"seq2seq.bible.vocab_size": 50}, "seq2seq.bible.vocab_size must be >= 100"),
+    ({"seq2seq.bible.seeds": []}, "seq2seq.bible.seeds must be a non-empty list"),
 ])
 def test_bad_values_are_rejected_with_the_key(tiny_config, override, fragment):
     with pytest.raises(ConfigError) as err:
