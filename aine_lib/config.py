@@ -261,9 +261,10 @@ class BibleConfig:
     warmup_steps: int = 1500
     seeds: tuple[int, ...] = (0,)
     beam_size: int = 4
+    max_analysis_examples: int = 100    # test verses explained in 12-13 (attribution costs ~0.1 s per token on CPU)
 
     def __post_init__(self) -> None:
-        for name in ("n_dev", "n_test", "max_subwords", "d_model", "heads", "encoder_layers", "decoder_layers",
+        for name in ("n_dev", "n_test", "max_subwords", "max_analysis_examples", "d_model", "heads", "encoder_layers", "decoder_layers",
                      "d_ff", "epochs", "batch_size", "warmup_steps", "beam_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"seq2seq.bible.{name} must be >= 1, got {getattr(self, name)}")

@@ -161,7 +161,7 @@ class Seq2SeqStudy:
 
     def analysis(self, task: str) -> list[TransductionExample]:
         test = self.data(task).splits["test"]
-        cap = self.cfg.seq2seq.max_analysis_examples
+        cap = self.cfg.seq2seq.bible.max_analysis_examples if task == "bible" else self.cfg.seq2seq.max_analysis_examples
         return test if cap is None else test[:cap]
 
     def train(self, task: str, seed: int, variant: str = "softmax") -> TrainedSeq2Seq:
