@@ -53,6 +53,13 @@ figure and table in it comes from the code in `aine_lib`.
 
 Each chapter ends with exercises that name the parameter to change.
 See [Rerunning the study](rerun.md) to run any chapter with your own parameters.
+
+## What this run found
+
+Read from the tables of this run (`{tables}`) when the book was built; each
+item names the chapter and table that carry it.
+
+{answers}
 """
 
 RERUN = """# Rerunning the study
@@ -109,7 +116,11 @@ def book_source(cfg: StudyConfig, src: Path) -> Path:
     for _, names in parts:
         for name in names:
             shutil.copy2(executed / f"{name}.ipynb", src / "notebooks" / f"{name}.ipynb")
-    (src / "intro.md").write_text(LANDING.format(config=cfg.name), encoding="utf-8")
+    from aine_lib.answers import answers_markdown
+
+    landing = LANDING.format(config=cfg.name, tables=cfg.output_dir.rstrip("/") + "/tables",
+                             answers=answers_markdown(cfg.tables_dir, cfg.name))
+    (src / "intro.md").write_text(landing, encoding="utf-8")
     (src / "rerun.md").write_text(RERUN, encoding="utf-8")
     toc = {"format": "jb-book", "root": "intro",
            "parts": [{"caption": caption, "chapters": [{"file": f"notebooks/{n}"} for n in names]}

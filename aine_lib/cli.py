@@ -97,6 +97,15 @@ def book(config: Path = CONFIG_OPTION,
 
 
 @app.command()
+def answers(config: Path = CONFIG_OPTION) -> None:
+    """Print the study's questions with the evidence the config's tables carry (Markdown)."""
+    from aine_lib.answers import answers_markdown
+
+    cfg = _load(config, {})
+    typer.echo(answers_markdown(cfg.tables_dir, cfg.name))
+
+
+@app.command()
 def notebooks(config: Path = CONFIG_OPTION) -> None:
     """List the config's notebooks and the parameters each one receives."""
     cfg = _load(config, {})

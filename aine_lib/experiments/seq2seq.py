@@ -523,12 +523,12 @@ def variants_table(study: Seq2SeqStudy, seed: int = 0, n_permutations: int = 10)
     the drop in log p(token) when erasing the most-attended source token vs the LOO-best one."""
     perf, _ = performance(study, variants=VARIANTS)
     aer = alignment_table(study, seed=seed, variants=VARIANTS)
-    last = study.cfg.seq2seq.decoder_layers
     per_step = generation_interventions(study, n_permutations=n_permutations, seed=seed, variants=VARIANTS)
     faith = faithfulness_table(per_step, seed=seed)
     rows = []
     for (task, variant), g in perf.groupby(["task", "variant"], sort=False):
         a = aer[(aer["task"] == task) & (aer["variant"] == variant)].groupby("method")["aer"].mean()
+        last = study.settings(task).decoder_layers
         f = faith[(faith["task"] == task) & (faith["variant"] == variant)].set_index("metric") \
             if len(faith) else pd.DataFrame()
 

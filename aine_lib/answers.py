@@ -1,0 +1,223 @@
+"""The study's questions, answered from its own tables.
+
+:func:`answers_markdown` reads the tables one config run wrote (``tables/``
+for the paper config) and states, per question of the seed, what they show:
+every number is read from a table at build time, never typed in, and every
+question whose notebook has not been run yet says so. The book's landing page
+(:mod:`aine_lib.book`) shows it; ``aine answers`` prints it.
+
+Each bullet names the chapter and table that carry the evidence, so a reader
+can check it. The summaries use the primary model of each part (BiLSTM with
+additive attention for the RNN part, fine-tuned MiniLM with token removal for
+the Transformer part, the softmax model for the encoder-decoder).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+
+def _read(tables: Path, name: str) -> pd.DataFrame | None:
+    path = tables / f"{name}.csv"
+    return pd.read_csv(path) if path.exists() else None
+
+
+def _num(value: float, digits: int = 2) -> str:
+    return "n/a" if pd.isna(value) else f"{value:.{digits}f}"
+
+
+def _pct(value: float) -> str:
+    return "n/a" if pd.isna(value) else f"{value:.0%}"
+
+
+def _ci(value: float, low: float, high: float, digits: int = 2) -> str:
+    return f"{_num(value, digits)} [{_num(low, digits)}, {_num(high, digits)}]"
+
+#: below this median TVD a permutation "barely moves" the output (J&W's Figure 6 reads < 0.05 as "little")
+SMALL_TVD = 0.05
+
+
+def _pending(notebook: str) -> str:
+    return f"*Pending: notebook `{notebook}` has not been run on this config yet.*"
+
+
+def _rnn_inputs(tables: Path) -> list[str]:
+    out = []
+    tau = _read(tables, "jw_tau")
+    if tau is None:
+        out.append(_pending("02_attention_vs_gradients"))
+    else:
+        t = tau[(tau["encoder"] == "lstm") & (tau["attention"] == "additive")]
+        parts = []
+        for dataset, g in t.groupby("dataset", sort=False):
+            v = g.set_index("comparison")
+            if {"attention~loo", "gradient~loo"} <= set(v.index):
+                parts.append(f"{dataset}: τ(attention, LOO) {_ci(*v.loc['attention~loo', ['tau_mean', 'tau_ci_low', 'tau_ci_high']])}"
+                             f" vs τ(gradient, LOO) {_ci(*v.loc['gradient~loo', ['tau_mean', 'tau_ci_low', 'tau_ci_high']])}")
+        pivot = tau.pivot_table(index=["dataset", "encoder", "attention"], columns="comparison", values="tau_mean")
+        if {"attention~loo", "gradient~loo"} <= set(pivot.columns):
+            wins = int((pivot["gradient~loo"] > pivot["attention~loo"]).sum())
+            out.append(f"**Attention vs leave-one-out**: gradients agree with leave-one-out more than attention "
+                       f"does in {wins} of {len(pivot)} dataset × encoder × attention cells (Kendall τ; chapter "
+                       f"02, `jw_tau.csv`). BiLSTM, additive: " + "; ".join(parts) + ".")
+    perm = _read(tables, "permutation")
+    if perm is None:
+        out.append(_pending("03_permutation"))
+    else:
+        med = perm.groupby("attention")["output_change_median"].median()
+        verdict = [f"{a} attention {v:.3f} ({'barely moves' if v < SMALL_TVD else 'moves'} the output)"
+                   for a, v in med.items()]
+        out.append("**Permuting attention**: median over models and max-attention bins of the median output "
+                   f"change (TVD) when attention is shuffled, " + ", ".join(verdict) +
+                   f"; below {SMALL_TVD} counts as barely (chapter 03, `permutation.csv`).")
+    adv = _read(tables, "adversarial")
+    if adv is None:
+        out.append(_pending("04_adversarial"))
+    else:
+        a = adv[(adv["encoder"] == "lstm") & (adv["attention"] == "additive")]
+        out.append("**Adversarial attention**: share of test instances for which an attention distribution "
+                   "at JSD > 0.5 from the original keeps the output within ε, BiLSTM additive: " + "; ".join(
+                       f"{r['dataset']} {_ci(r['frac_jsd_gt_0.5'], r['frac_ci_low'], r['frac_ci_high'])}"
+                       for _, r in a.iterrows()) +
+                   " (chapter 04, `adversarial.csv`).")
+    uni = _read(tables, "uniform_baseline")
+    if uni is None:
+        out.append(_pending("05_uniform_and_seeds"))
+    else:
+        u = uni[(uni["encoder"] == "lstm") & (uni["attention"] == "additive")]
+        better = int(((uni["f1_gap_mean"] > 0) & (uni["f1_gap_min"] > 0)).sum())
+        out.append("**Uniform attention baseline** (Wiegreffe & Pinter): learned attention beats uniform attention "
+                   f"on every seed in {better} of {len(uni)} dataset × encoder × attention cells; F1 gap "
+                   "(learned − uniform, mean ± sd over seeds), BiLSTM additive: " + "; ".join(
+                       f"{r.dataset} {r.f1_gap_mean:+.3f} ± {r.f1_gap_std:.3f}" for r in u.itertuples()) +
+                   " (chapter 05, `uniform_baseline.csv`).")
+    era = _read(tables, "erasure")
+    if era is None:
+        out.append(_pending("07_erasure"))
+    else:
+        e = era[(era["encoder"] == "lstm") & (era["attention"] == "additive")]
+        med = e.groupby("order")["fraction_median"].median()
+        if {"attention", "gradient"} <= set(med.index):
+            head = ("attention needs fewer erased tokens than gradients" if med["attention"] < med["gradient"]
+                    else "attention needs at least as many erased tokens as gradients")
+        else:
+            head = "erasure orders compared"
+        out.append(f"**Erasure until the decision flips** (Serrano & Smith): {head}; median "
+                   "share of tokens erased before the decision flips, " +
+                   ", ".join(f"{o} order {v:.2f}" for o, v in med.sort_values().items()) +
+                   " (BiLSTM additive, median over datasets; chapter 07, `erasure.csv`).")
+    return out
+
+
+def _transformer_inputs(tables: Path) -> list[str]:
+    faith = _read(tables, "faithfulness")
+    if faith is None:
+        return [_pending("09_faithfulness")]
+    f = faith[(faith["model"] == "minilm") & (faith["mode"] == "remove")
+              & (faith["metric"] == "aopc_comprehensiveness")]
+    if f.empty:
+        return []
+    out = []
+    for dataset, g in f.groupby("dataset", sort=False):
+        g = g.sort_values("value", ascending=False)
+        rank = {m: i + 1 for i, m in enumerate(g["method"])}
+        attn = [m for m in g["method"] if m.startswith("attention")]
+        best = g.iloc[0]
+        random = g[g["method"] == "random"]
+        text = (f"{dataset}: best {best['method']} {_ci(best['value'], best['ci_low'], best['ci_high'], 3)}; " +
+                ", ".join(f"{m} rank {rank[m]} of {len(g)}" for m in attn))
+        if len(random):
+            r = random.iloc[0]
+            text += f"; random {_ci(r['value'], r['ci_low'], r['ci_high'], 3)}"
+        out.append(text)
+    return ["**Transformer (fine-tuned MiniLM) faithfulness**: ERASER AOPC comprehensiveness (token removal, "
+            "higher = more faithful), best method and the rank of raw attention among all methods — " +
+            "; ".join(out) +
+            " (chapter 09, `faithfulness.csv`)."]
+
+
+def _internal(tables: Path) -> list[str]:
+    out = []
+    lh = _read(tables, "layer_head_agreement")
+    if lh is None:
+        out.append(_pending("10_layers_heads"))
+    else:
+        heads = lh[lh["head"].astype(str).str.fullmatch(r"\d+")]
+        for (dataset, reference), g in heads.groupby(["dataset", "reference"], sort=False):
+            best = g.sort_values("tau_top_k", ascending=False).iloc[0]
+            floor = lh[(lh["dataset"] == dataset) & (lh["reference"] == reference)
+                       & (lh["head"].astype(str) == "random")]
+            text = (f"{dataset} vs {reference}: best single head L{best['layer']} H{best['head']} top-k τ "
+                    f"{_ci(best['tau_top_k'], best['ci_low'], best['ci_high'])}")
+            if len(floor):
+                text += f", random floor {floor['tau_top_k'].mean():.2f}"
+            out.append(text)
+        out = ["**Single heads vs attributions** (top-k Kendall τ of each head's CLS attention with the "
+               "reference; the best head and the random floor): " + "; ".join(out) +
+               " (chapter 10, `layer_head_agreement.csv`)."]
+    al = _read(tables, "alignment")
+    if al is None:
+        out.append(_pending("12_cross_attention_alignment"))
+    else:
+        a = al[al["variant"] == "softmax"].groupby(["task", "method"])["aer"].mean().reset_index()
+        parts = []
+        for task, g in a.groupby("task", sort=False):
+            v = g.set_index("method")["aer"]
+            heads = v[[m for m in v.index if m.startswith("cross L") and not m.endswith("mean")]]
+            parts.append(f"{task}: best head {heads.idxmin()} {heads.min():.2f}, head mean "
+                         f"{v.get(sorted(m for m in v.index if m.endswith('mean') and m.startswith('cross'))[-1], float('nan')):.2f}, "
+                         f"IG {v.get('integrated_gradients', float('nan')):.2f}, LOO {v.get('loo', float('nan')):.2f}, "
+                         f"random {v.get('random', float('nan')):.2f}")
+        out.append("**Cross-attention as alignment** (AER, lower is better, mean over seeds): " + "; ".join(parts) +
+                   " (chapter 12, `alignment.csv`).")
+    return out
+
+
+def _generation(tables: Path) -> list[str]:
+    sf = _read(tables, "seq2seq_faithfulness")
+    if sf is None:
+        return [_pending("13_generation_decisions")]
+    s = sf[sf["variant"] == "softmax"]
+    parts = []
+    for task, g in s.groupby("task", sort=False):
+        v = g.set_index("metric")
+        parts.append(f"{task}: erasing the most-attended source token lowers log p(token) by "
+                     f"{_ci(*v.loc['erase_top_attention', ['value', 'ci_low', 'ci_high']], digits=3)}, the LOO-best "
+                     f"{_num(v.loc['erase_top_loo', 'value'], 3)}, a random one {_num(v.loc['erase_random', 'value'], 3)}; "
+                     f"top attention is the LOO-best token for {_pct(v.loc['top_attention_is_top_loo', 'value'])} of "
+                     f"tokens; permuting all cross-attention changes {_pct(v.loc['permutation_change_rate', 'value'])} "
+                     f"of them")
+    out = ["**Per generated token**: " + "; ".join(parts) + " (chapter 13, `seq2seq_faithfulness.csv`)."]
+    var = _read(tables, "seq2seq_variants")
+    if var is not None:
+        parts = [f"{r.task} {r.variant}: AER of head 0 {_num(r.aer_cross_last_head0)}, top head 0 = LOO-best "
+                 f"{_pct(r.top_head0_is_top_loo)}, BLEU {_num(r.bleu, 1)}" for r in var.itertuples()]
+        out.append("**Sparse (entmax-1.5) and alignment-supervised cross-attention** (head 0 of the last decoder "
+                   "layer is the supervised one): " + "; ".join(parts) +
+                   " (chapter 13, `seq2seq_variants.csv`).")
+    return out
+
+
+QUESTIONS = (
+    ("Does attention tell us which inputs matter?", lambda t: _rnn_inputs(t) + _transformer_inputs(t)),
+    ("Does attention explain the model's internal computation?", _internal),
+    ("Does attention explain generation decisions?", _generation),
+)
+
+
+def answers_markdown(tables: str | Path, config_name: str = "") -> str:
+    """Markdown: each question with the evidence its tables carry (or a pending note)."""
+    tables = Path(tables)
+    lines = []
+    if config_name == "smoke":
+        lines += ["> These numbers come from the **smoke** config (tiny data, seconds of training): they show "
+                  "that the pipeline runs, not what is true. Read the paper-config book for the findings.", ""]
+    for i, (question, evidence) in enumerate(QUESTIONS, start=1):
+        lines.append(f"### {i}. {question}")
+        lines.append("")
+        items = evidence(tables)
+        lines += [f"* {item}" for item in items] or ["* *No evidence yet.*"]
+        lines.append("")
+    return "\n".join(lines)

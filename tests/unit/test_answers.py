@@ -1,0 +1,37 @@
+"""The landing page's answers are read from the tables, and say "pending" where a table is missing."""
+
+import pandas as pd
+
+from aine_lib.answers import answers_markdown
+
+
+def _tau_rows(att_loo: float, grad_loo: float, encoder: str) -> list[dict]:
+    return [{"dataset": "sst", "encoder": encoder, "attention": "additive", "comparison": c, "tau_mean": v,
+             "tau_std": 0.1, "tau_ci_low": v - 0.01, "tau_ci_high": v + 0.01, "frac_sig": 0.5,
+             "tau_top_k_mean": 0.0, "tau_top_k_std": 0.1, "n": 100}
+            for c, v in (("attention~loo", att_loo), ("gradient~loo", grad_loo))]
+
+
+def test_answers_read_the_numbers_from_the_tables(tmp_path):
+    pd.DataFrame(_tau_rows(0.31, 0.57, "lstm") + _tau_rows(0.8, 0.6, "average")).to_csv(tmp_path / "jw_tau.csv",
+                                                                                       index=False)
+    pd.DataFrame({"dataset": "sst", "encoder": "lstm", "attention": ["additive", "dot"],
+                  "max_attention_bin": "0.00-0.25", "output_change_median": [0.2, 0.01], "output_change_q25": 0,
+                  "output_change_q75": 0, "n": 10}).to_csv(tmp_path / "permutation.csv", index=False)
+    text = answers_markdown(tmp_path, "paper")
+    assert "in 1 of 2 dataset × encoder × attention cells" in text
+    assert "τ(attention, LOO) 0.31 [0.30, 0.32] vs τ(gradient, LOO) 0.57 [0.56, 0.58]" in text
+    assert "additive attention 0.200 (moves the output)" in text
+    assert "dot attention 0.010 (barely moves the output)" in text
+    assert "`04_adversarial` has not been run" in text and "`13_generation_decisions` has not been run" in text
+    assert "smoke" not in text
+
+
+def test_answers_without_tables_are_all_pending_and_smoke_is_flagged(tmp_path):
+    text = answers_markdown(tmp_path / "missing", "smoke")
+    assert "show that the pipeline runs, not what is true" in text
+    for notebook in ("02_attention_vs_gradients", "03_permutation", "04_adversarial", "05_uniform_and_seeds",
+                     "07_erasure", "09_faithfulness", "10_layers_heads", "12_cross_attention_alignment",
+                     "13_generation_decisions"):
+        assert f"`{notebook}` has not been run" in text
+    assert text.count("### ") == 3
