@@ -172,6 +172,70 @@ def _internal(tables: Path) -> list[str]:
                          f"random {v.get('random', float('nan')):.2f}")
         out.append("**Cross-attention as alignment** (AER, lower is better, mean over seeds): " + "; ".join(parts) +
                    " (chapter 12, `alignment.csv`).")
+    return out + _inside(tables)
+
+
+def _inside(tables: Path) -> list[str]:
+    """Notebook 16: does the head whose attention 'explains' matter to the computation; where the decision forms."""
+    corr = _read(tables, "head_importance_correlations")
+    if corr is None:
+        return [_pending("16_internals")]
+    out = []
+    c = corr[corr["head property"] == "explanation_share"]
+    parts = [f"{r.dataset}/{r.model}: Spearman ρ {_num(r.spearman_with_prob_drop)} (p = {_num(r.p_value, 3)}, "
+             f"{r.heads} heads)" for r in c.itertuples()]
+    out.append("**Do the heads whose attention explains best matter most?** Rank correlation between how often "
+               "a head's [CLS] attention is the one closest to leave-one-out and the drop in p(prediction) when "
+               "that head is ablated: " + "; ".join(parts) + " (chapter 16, `head_importance_correlations.csv`).")
+    pruning = _read(tables, "head_pruning")
+    if pruning is not None:
+        parts = []
+        for (dataset, model), g in pruning.groupby(["dataset", "model"], sort=False):
+            half = g.loc[(g["fraction_pruned"] - 0.5).abs().groupby(g["order"]).idxmin()].set_index("order")
+            full = g[g["heads_pruned"] == 0]["accuracy"].iloc[0]
+            parts.append(f"{dataset}/{model}: accuracy {_num(full)} with every head, "
+                         f"{_num(half.loc['least_important_first', 'accuracy'])} without the least important "
+                         f"{_pct(half.loc['least_important_first', 'fraction_pruned'])}, "
+                         f"{_num(half.loc['most_important_first', 'accuracy'])} without the most important")
+        out.append("**Pruning heads** (order set on dev, accuracy on test): " + "; ".join(parts) +
+                   " (chapter 16, `head_pruning.csv`).")
+    readout = _read(tables, "layer_readout")
+    if readout is not None:
+        parts = []
+        for (dataset, model), g in readout.groupby(["dataset", "model"], sort=False):
+            probe = g[g["readout"] == "probe"].sort_values("layer")
+            above = probe[probe["ci_low"] > probe["chance"]]
+            control = g[g["readout"] == "probe_shuffled_labels"]["accuracy"].max()
+            parts.append(f"{dataset}/{model}: the class is linearly readable from layer "
+                         f"{int(above['layer'].iloc[0]) if len(above) else 'none'} of {int(probe['layer'].max())} "
+                         f"(probe CI above the majority class {_num(probe['chance'].iloc[0])}); the shuffled-label "
+                         f"control peaks at {_num(control)}")
+        out.append("**Where the decision forms** (linear probes on each layer's [CLS] state): " + "; ".join(parts) +
+                   " (chapter 16, `layer_readout.csv`).")
+    return out
+
+
+def _ensembles(tables: Path) -> list[str]:
+    """Notebook 17: are explanation ensembles more faithful than their best member; stability across seeds."""
+    vs = _read(tables, "ensembles_vs_best_member")
+    if vs is None:
+        return [_pending("17_explanation_ensembles")]
+    v = vs[(vs["mode"] == "remove") & (vs["metric"] == "aopc_comprehensiveness")]
+    parts = [f"{r.dataset}/{r.model} {r.ensemble}: {r.verdict.replace('_', ' ')} than {r.best_member} "
+             f"(paired gain {_ci(r.gain, r.gain_ci_low, r.gain_ci_high, 3)})" for r in v.itertuples()]
+    out = ["**Explanation ensembles** (AOPC comprehensiveness, token removal, paired by example against the best "
+           "member): " + "; ".join(parts) + " (chapter 17, `ensembles_vs_best_member.csv`)."]
+    table = _read(tables, "ensembles")
+    if table is not None:
+        st = table[table["part"] == "seed_stability"]
+        parts = []
+        for (dataset, model), g in st.groupby(["dataset", "model"], sort=False):
+            g = g.sort_values("value")
+            parts.append(f"{dataset}/{model}: least stable {g.iloc[0]['method']} τ {_num(g.iloc[0]['value'])}, "
+                         f"most stable {g.iloc[-1]['method']} τ {_num(g.iloc[-1]['value'])}")
+        if parts:
+            out.append("**Stability across training seeds** (Kendall τ between the explanations of re-seeded "
+                       "models): " + "; ".join(parts) + " (chapter 17, `ensembles.csv`).")
     return out
 
 
@@ -201,7 +265,8 @@ def _generation(tables: Path) -> list[str]:
 
 
 QUESTIONS = (
-    ("Does attention tell us which inputs matter?", lambda t: _rnn_inputs(t) + _transformer_inputs(t)),
+    ("Does attention tell us which inputs matter?",
+     lambda t: _rnn_inputs(t) + _transformer_inputs(t) + _ensembles(t)),
     ("Does attention explain the model's internal computation?", _internal),
     ("Does attention explain generation decisions?", _generation),
 )

@@ -331,6 +331,47 @@ class Seq2SeqStudyConfig:
 
 
 @dataclass(frozen=True)
+class InternalsConfig:
+    """Inside the Transformers (notebooks 16-17): head ablation and pruning, layer readout, activation
+    maximisation, the TF-IDF glass box, explanation ensembles and seed stability."""
+
+    probe_train_examples: int | None = 2000     # training rows for the per-layer probes
+    ablation_dev_examples: int | None = 500     # dev rows that set the pruning order
+    pruning_steps: int = 8
+    neurons: int = 4                            # units shown by activation maximisation
+    ngram: int = 3
+    am_length: int = 6                          # free positions of the optimised input
+    am_steps: int = 200
+    ensemble_members: tuple[str, ...] = ("gradient_x_input", "integrated_gradients", "deeplift", "occlusion",
+                                         "loo", "lime", "kernel_shap")
+    stability_datasets: tuple[str, ...] = ("sst", "planted")
+    stability_seeds: tuple[int, ...] = (0, 1, 2)
+    stability_methods: tuple[str, ...] = ("attention_cls_last", "attention_cls_mean", "rollout", "norm", "chefer",
+                                          "gradient_x_input", "integrated_gradients", "loo")
+
+    def __post_init__(self) -> None:
+        for name in ("pruning_steps", "neurons", "ngram", "am_length", "am_steps"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"internals.{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("probe_train_examples", "ablation_dev_examples"):
+            value = getattr(self, name)
+            if value is not None and value < 10:
+                raise ConfigError(f"internals.{name} must be >= 10 or null (all rows), got {value}")
+        if len(self.ensemble_members) < 2:
+            raise ConfigError(f"internals.ensemble_members needs at least 2 methods, got {list(self.ensemble_members)}")
+        if len(set(self.stability_seeds)) < 2:
+            raise ConfigError(f"internals.stability_seeds needs at least 2 different seeds, "
+                              f"got {list(self.stability_seeds)}")
+        from aine_lib.method_names import GENERIC_METHODS, TRANSFORMER_METHODS
+
+        known = set(GENERIC_METHODS) | set(TRANSFORMER_METHODS)
+        for name in ("ensemble_members", "stability_methods"):
+            unknown = [m for m in getattr(self, name) if m not in known]
+            if unknown:
+                raise ConfigError(f"internals.{name}: unknown method(s) {unknown}; choose from {sorted(known)}")
+
+
+@dataclass(frozen=True)
 class NotebookConfig:
     """One notebook of the study and the parameters papermill injects into it."""
 
@@ -369,6 +410,7 @@ class StudyConfig:
     counter: CounterStudyConfig = field(default_factory=CounterStudyConfig)
     transformer: TransformerStudyConfig = field(default_factory=TransformerStudyConfig)
     seq2seq: Seq2SeqStudyConfig = field(default_factory=Seq2SeqStudyConfig)
+    internals: InternalsConfig = field(default_factory=InternalsConfig)
     notebooks: tuple[NotebookConfig, ...] = ()
     # Set by the loader, not by the YAML file: the file this config came from.
     source: str = field(default="", compare=False)

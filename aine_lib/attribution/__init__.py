@@ -18,15 +18,7 @@ from aine_lib.attribution.occlusion import LeaveOneOut
 from aine_lib.attribution.transformer_attention import (AttentionFlow, Chefer, GradAttention, NormBased,
                                                         RawAttentionCLSLast, RawAttentionCLSMean,
                                                         RawAttentionLayerHead, Rollout)
-
-#: RNN/CNN/Average models only (they read the single attention distribution or detach it).
-RNN_METHODS = ("attention", "gradient")
-#: Transformer models only (they read attention per layer and head).
-TRANSFORMER_METHODS = ("attention_cls_last", "attention_cls_mean", "attention_layer_head", "rollout", "flow",
-                       "norm", "grad_attention", "chefer")
-#: Any model with ``embed`` and ``forward(ids, mask, embeddings=...)``.
-GENERIC_METHODS = ("loo", "gradient_x_input", "integrated_gradients", "deeplift", "occlusion", "lime",
-                   "kernel_shap", "random")
+from aine_lib.method_names import GENERIC_METHODS, RNN_METHODS, TRANSFORMER_METHODS
 
 METHODS: dict[str, type[AttributionMethod]] = {
     cls.name: cls for cls in (AttentionWeights, GradientImportance, LeaveOneOut, GradientXInput,
@@ -34,7 +26,9 @@ METHODS: dict[str, type[AttributionMethod]] = {
                               RandomScores, RawAttentionCLSLast, RawAttentionCLSMean, RawAttentionLayerHead,
                               Rollout, AttentionFlow, NormBased, GradAttention, Chefer)
 }
-assert set(METHODS) == set(RNN_METHODS + TRANSFORMER_METHODS + GENERIC_METHODS)
+if set(METHODS) != set(RNN_METHODS + TRANSFORMER_METHODS + GENERIC_METHODS):
+    raise RuntimeError("aine_lib.method_names and the attribution registry disagree: add the new method's name "
+                       f"to method_names.py (registry {sorted(METHODS)})")
 
 __all__ = ["METHODS", "AttributionMethod", "AttributionResult", "attribute_dataset", "get_method"]
 

@@ -264,6 +264,16 @@ def attribution_times(study: TransformerStudy, results: dict[tuple, dict[str, di
 
 # ----- faithfulness -------------------------------------------------------------------------
 
+def scores_fingerprint(result: dict) -> str:
+    """SHA-256 of an attribution result's scores and targets (what a faithfulness run deletes)."""
+    h = hashlib.sha256()
+    for v in result["scores"]:
+        h.update(np.asarray(v, dtype=np.float64).tobytes())
+        h.update(b"|")
+    h.update(np.asarray(result["target"], dtype=np.int64).tobytes())
+    return h.hexdigest()[:24]
+
+
 def faithfulness_per_instance(study: TransformerStudy, m: TrainedTransformer, scores: dict[str, dict],
                               batch_size: int = 16) -> pd.DataFrame:
     """ERASER comprehensiveness and sufficiency per example, fraction, deletion mode and method (cached)."""
@@ -293,8 +303,11 @@ def faithfulness_per_instance(study: TransformerStudy, m: TrainedTransformer, sc
                 rows.append(df.assign(example=df["example"] + start))
             return pd.concat(rows, ignore_index=True)
 
+        # the scores themselves are in the key: a method name alone (an ensemble, the glass box) does not say
+        # which scores were deleted
         key = study.model_key(m) | {"method": method, "kwargs": study.method_kwargs(method),
-                                    "fractions": t.fractions, "modes": t.deletion_modes}
+                                    "fractions": t.fractions, "modes": t.deletion_modes,
+                                    "scores": scores_fingerprint(r)}
         df = study.cache.get_or_compute("transformer_faithfulness", key, compute)
         parts.append(df.assign(method=method))
     return pd.concat(parts, ignore_index=True).assign(dataset=m.dataset, model=m.kind, seed=m.seed)

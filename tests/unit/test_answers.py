@@ -32,6 +32,32 @@ def test_answers_without_tables_are_all_pending_and_smoke_is_flagged(tmp_path):
     assert "show that the pipeline runs, not what is true" in text
     for notebook in ("02_attention_vs_gradients", "03_permutation", "04_adversarial", "05_uniform_and_seeds",
                      "07_erasure", "09_faithfulness", "10_layers_heads", "12_cross_attention_alignment",
-                     "13_generation_decisions"):
+                     "13_generation_decisions", "16_internals", "17_explanation_ensembles"):
         assert f"`{notebook}` has not been run" in text
     assert text.count("### ") == 3
+
+
+def test_answers_read_internals_and_ensembles_from_their_tables(tmp_path):
+    pd.DataFrame({"dataset": "sst", "model": "minilm", "head property": ["explanation_share", "cls_entropy"],
+                  "spearman_with_prob_drop": [0.12, 0.5], "p_value": [0.31, 0.01], "heads": 72}
+                 ).to_csv(tmp_path / "head_importance_correlations.csv", index=False)
+    pd.DataFrame({"dataset": "sst", "model": "minilm", "seed": 0,
+                  "order": ["least_important_first"] * 3 + ["most_important_first"] * 3,
+                  "heads_pruned": [0, 36, 72] * 2, "fraction_pruned": [0, 0.5, 1] * 2,
+                  "accuracy": [0.9, 0.88, 0.5, 0.9, 0.61, 0.5], "ci_low": 0, "ci_high": 1, "n": 500}
+                 ).to_csv(tmp_path / "head_pruning.csv", index=False)
+    pd.DataFrame({"dataset": "sst", "model": "minilm", "seed": 0, "layer": [0, 1, 2, 0, 1, 2],
+                  "readout": ["probe"] * 3 + ["probe_shuffled_labels"] * 3,
+                  "accuracy": [0.52, 0.6, 0.85, 0.5, 0.53, 0.51], "ci_low": [0.45, 0.49, 0.8, 0.4, 0.45, 0.44],
+                  "ci_high": 1, "agreement_with_model": 0.5, "chance": 0.51, "n": 500}
+                 ).to_csv(tmp_path / "layer_readout.csv", index=False)
+    pd.DataFrame({"dataset": "sst", "model": "minilm", "mode": "remove", "metric": "aopc_comprehensiveness",
+                  "ensemble": ["ensemble_mean"], "ensemble_value": 0.3, "best_member": "occlusion",
+                  "best_member_value": 0.35, "gain": -0.05, "gain_ci_low": -0.07, "gain_ci_high": -0.03,
+                  "verdict": "worse", "n": 500}).to_csv(tmp_path / "ensembles_vs_best_member.csv", index=False)
+    text = answers_markdown(tmp_path, "paper")
+    assert "sst/minilm: Spearman ρ 0.12 (p = 0.310, 72 heads)" in text
+    assert "accuracy 0.90 with every head, 0.88 without the least important 50%, 0.61 without the most important" in text
+    assert "linearly readable from layer 2 of 2" in text and "control peaks at 0.53" in text
+    assert "sst/minilm ensemble_mean: worse than occlusion (paired gain -0.050 [-0.070, -0.030])" in text
+    assert "`16_internals` has not been run" not in text and "`17_explanation_ensembles` has not been run" not in text
