@@ -41,12 +41,21 @@ def _load(config: Path, overrides: dict[str, Any]):
 @app.command()
 def run(config: Path = CONFIG_OPTION,
         only: Optional[list[str]] = typer.Option(None, "--only", help="run only these notebooks (repeatable)"),
-        set_: Optional[list[str]] = SET_OPTION) -> None:
+        set_: Optional[list[str]] = SET_OPTION,
+        executor: Optional[str] = typer.Option(None, "--executor",
+                                               help="how grids of runs are spread: local (a process pool, "
+                                                    "the default) or ray (a Ray cluster or a local Ray instance)"),
+        workers: Optional[int] = typer.Option(None, "--workers", help="processes / Ray CPUs (default: all cores)"),
+        ray_address: Optional[str] = typer.Option(None, "--ray-address",
+                                                  help="an existing Ray cluster (default: start a local one)")) -> None:
     """Execute the study's notebooks with papermill; executed copies go to build/notebooks/."""
     from aine_lib.config import ConfigError
     from aine_lib.driver import run_study
 
     overrides = parse_overrides(set_)
+    for key, value in (("executor", executor), ("workers", workers), ("ray_address", ray_address)):
+        if value is not None:
+            overrides[key] = value
     cfg = _load(config, overrides)
     started = time.perf_counter()
     try:

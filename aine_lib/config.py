@@ -371,6 +371,67 @@ class InternalsConfig:
                 raise ConfigError(f"internals.{name}: unknown method(s) {unknown}; choose from {sorted(known)}")
 
 
+ScalingFamily = Literal["average", "cnn", "lstm", "scratch", "minilm"]
+ExecutorName = Literal["local", "ray"]
+
+
+@dataclass(frozen=True)
+class ScalingConfig:
+    """Which models are more interpretable, and how much data interpretability needs (notebook 14).
+
+    Training-data curves: every family trained on each fraction of the training split (a stratified subset
+    drawn with the run's seed) with several seeds; model-size curves: the from-scratch Transformer over a
+    grid of depth x width on all the training data. Every point is scored on the same (capped, seeded) test
+    rows of its data set.
+    """
+
+    datasets: tuple[DatasetName, ...] = ("sst", "planted")
+    families: tuple[ScalingFamily, ...] = ("average", "cnn", "lstm", "scratch", "minilm")
+    rnn_attention: Literal["additive", "dot"] = "additive"
+    fractions: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0)
+    seeds: tuple[int, ...] = (0, 1, 2)
+    max_analysis_examples: int | None = 200
+    attention_methods: tuple[str, ...] = ("attention", "attention_cls_last", "attention_cls_mean")
+    other_methods: tuple[str, ...] = ("gradient_x_input", "integrated_gradients", "loo")
+    model_datasets: tuple[DatasetName, ...] = ("planted", "sst")
+    model_layers: tuple[int, ...] = (1, 2, 4)
+    model_hidden: tuple[int, ...] = (32, 64, 128)
+    model_seeds: tuple[int, ...] = (0, 1, 2)
+    length_bins: int = 4
+
+    def __post_init__(self) -> None:
+        for name in ("datasets", "families", "fractions", "seeds", "attention_methods", "other_methods",
+                     "model_layers", "model_hidden", "model_seeds"):
+            values = getattr(self, name)
+            if not values or len(set(values)) != len(values):
+                raise ConfigError(f"scaling.{name} must be a non-empty list without repeats, got {list(values)}")
+        if any(not 0 < f <= 1 for f in self.fractions):
+            raise ConfigError(f"scaling.fractions must be in (0, 1], got {list(self.fractions)}")
+        if any(v < 1 for v in self.model_layers):
+            raise ConfigError(f"scaling.model_layers must be >= 1, got {list(self.model_layers)}")
+        if any(v < 4 or v % 4 for v in self.model_hidden):
+            raise ConfigError(f"scaling.model_hidden must be multiples of 4 (the scratch model's heads), "
+                              f"got {list(self.model_hidden)}")
+        if self.max_analysis_examples is not None and self.max_analysis_examples < 10:
+            raise ConfigError(f"scaling.max_analysis_examples must be >= 10 or null, got {self.max_analysis_examples}")
+        if self.length_bins < 1:
+            raise ConfigError(f"scaling.length_bins must be >= 1, got {self.length_bins}")
+        if "loo" not in self.other_methods:
+            raise ConfigError("scaling.other_methods must include 'loo': it is the reference of the tau columns")
+        from aine_lib.method_names import GENERIC_METHODS, RNN_METHODS, TRANSFORMER_METHODS
+
+        attention = {"attention", "attention_cls_last", "attention_cls_mean", "rollout", "norm", "flow"}
+        bad = [m for m in self.attention_methods if m not in attention]
+        if bad:
+            raise ConfigError(f"scaling.attention_methods: {bad} are not attention methods; choose from "
+                              f"{sorted(attention)}")
+        known = set(GENERIC_METHODS) | set(RNN_METHODS) | set(TRANSFORMER_METHODS)
+        bad = [m for m in self.other_methods if m not in known or m in attention]
+        if bad:
+            raise ConfigError(f"scaling.other_methods: {bad} are unknown or attention methods; choose from "
+                              f"{sorted(known - attention)}")
+
+
 @dataclass(frozen=True)
 class NotebookConfig:
     """One notebook of the study and the parameters papermill injects into it."""
@@ -411,6 +472,11 @@ class StudyConfig:
     transformer: TransformerStudyConfig = field(default_factory=TransformerStudyConfig)
     seq2seq: Seq2SeqStudyConfig = field(default_factory=Seq2SeqStudyConfig)
     internals: InternalsConfig = field(default_factory=InternalsConfig)
+    scaling: ScalingConfig = field(default_factory=ScalingConfig)
+    # How grids of independent runs (notebook 14) are spread: a local process pool or a Ray cluster.
+    executor: ExecutorName = "local"
+    workers: int | None = None            # None: one per CPU core (local), the cluster's CPUs (ray)
+    ray_address: str | None = None        # None: start a local Ray instance for the run
     notebooks: tuple[NotebookConfig, ...] = ()
     # Set by the loader, not by the YAML file: the file this config came from.
     source: str = field(default="", compare=False)
@@ -418,6 +484,8 @@ class StudyConfig:
     def __post_init__(self) -> None:
         if not self.name or not self.name.replace("_", "").replace("-", "").isalnum():
             raise ConfigError(f"name must be letters, digits, '-' or '_', got {self.name!r}")
+        if self.workers is not None and self.workers < 1:
+            raise ConfigError(f"workers must be >= 1 or null (one per CPU core), got {self.workers}")
         names = [nb.name for nb in self.notebooks]
         if len(set(names)) != len(names):
             raise ConfigError(f"notebooks lists a notebook twice: {names}")

@@ -1,0 +1,136 @@
+"""Spreading a grid of independent runs over local processes or a Ray cluster, with one shared cache.
+
+A task is a top-level function and picklable arguments. The function does its own caching in
+:class:`~aine_lib.io.ResultCache` (entries are written to a temporary file and renamed into place), so every
+executor shares the same results: a grid point computed by a Ray worker is a cache hit for a later local
+run and the other way round, and a run killed half-way resumes where it stopped.
+
+* :class:`SerialExecutor` -- in this process (``workers: 1``); what the tests and a debugger want.
+* :class:`LocalExecutor` -- a pool of ``workers`` processes (``spawn``, so no CUDA or OpenMP state is
+  inherited), each limited to its share of the CPU threads: ``workers`` torch processes with all threads
+  each oversubscribe the cores, which on small models costs far more than it gains.
+* :class:`RayExecutor` -- tasks of one CPU each on an existing cluster (``ray_address``) or on a local Ray
+  instance started for the run and stopped after it. Ray is an optional dependency (``pip install -e
+  '.[scale]'``).
+
+``aine run --executor ray --workers 8`` sets ``executor``/``workers`` for every notebook of the run.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Sequence
+
+from aine_lib.config import StudyConfig
+
+
+def _threads_per_worker(workers: int) -> int:
+    return max(1, (os.cpu_count() or 1) // workers)
+
+
+def _limit_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _call_limited(fn: Callable, threads: int, args: tuple) -> Any:
+    _limit_threads(threads)
+    return fn(*args)
+
+
+class SerialExecutor:
+    """Runs every task here, in order."""
+
+    name = "serial"
+    workers = 1
+
+    def map(self, fn: Callable, tasks: Sequence[tuple], desc: str | None = None, progress: bool = False) -> list:
+        from tqdm.auto import tqdm
+
+        return [fn(*args) for args in tqdm(tasks, desc=desc, disable=not progress)]
+
+    def close(self) -> None:
+        pass
+
+
+class LocalExecutor:
+    """A process pool of ``workers`` spawned processes; results come back in task order."""
+
+    name = "local"
+
+    def __init__(self, workers: int):
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
+        self.workers = workers
+
+    def map(self, fn: Callable, tasks: Sequence[tuple], desc: str | None = None, progress: bool = False) -> list:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        from tqdm.auto import tqdm
+
+        threads = _threads_per_worker(self.workers)
+        results: list = [None] * len(tasks)
+        with ProcessPoolExecutor(max_workers=min(self.workers, max(len(tasks), 1)),
+                                 mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {pool.submit(_call_limited, fn, threads, tuple(args)): i for i, args in enumerate(tasks)}
+            for future in tqdm(as_completed(futures), total=len(futures), desc=desc, disable=not progress):
+                results[futures[future]] = future.result()
+        return results
+
+    def close(self) -> None:
+        pass
+
+
+class RayExecutor:
+    """Ray tasks of one CPU each; starts (and later stops) a local Ray instance unless given an address."""
+
+    name = "ray"
+
+    def __init__(self, workers: int | None = None, address: str | None = None):
+        try:
+            import ray
+        except ImportError:
+            raise ImportError("executor 'ray' needs Ray: pip install -e '.[scale]' (or pip install ray), "
+                              "or run with --executor local") from None
+        self._ray = ray
+        self._started = False
+        if not ray.is_initialized():
+            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
+                                      "configure_logging": False}
+            if address is None:
+                kwargs["num_cpus"] = workers or os.cpu_count() or 1
+            ray.init(address=address, **kwargs)
+            self._started = True
+        self.workers = int(ray.cluster_resources().get("CPU", 1))
+
+    def map(self, fn: Callable, tasks: Sequence[tuple], desc: str | None = None, progress: bool = False) -> list:
+        from tqdm.auto import tqdm
+
+        ray = self._ray
+        remote = ray.remote(num_cpus=1)(_call_limited)
+        refs = [remote.remote(fn, 1, tuple(args)) for args in tasks]
+        index = {ref: i for i, ref in enumerate(refs)}
+        results: list = [None] * len(refs)
+        pending = list(refs)
+        with tqdm(total=len(refs), desc=desc, disable=not progress) as bar:
+            while pending:
+                done, pending = ray.wait(pending, num_returns=1)
+                for ref in done:
+                    results[index[ref]] = ray.get(ref)
+                    bar.update(1)
+        return results
+
+    def close(self) -> None:
+        if self._started and self._ray.is_initialized():
+            self._ray.shutdown()
+            self._started = False
+
+
+def get_executor(cfg: StudyConfig):
+    """The executor the config asks for (``executor``, ``workers``, ``ray_address``)."""
+    if cfg.executor == "ray":
+        return RayExecutor(cfg.workers, cfg.ray_address)
+    workers = cfg.workers or os.cpu_count() or 1
+    return SerialExecutor() if workers == 1 else LocalExecutor(workers)
