@@ -14,6 +14,7 @@ the Transformer part, the softmax model for the encoder-decoder).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -272,17 +273,134 @@ QUESTIONS = (
 )
 
 
-def answers_markdown(tables: str | Path, config_name: str = "") -> str:
+def answers_markdown(tables: str | Path, config_name: str = "", questions=None) -> str:
     """Markdown: each question with the evidence its tables carry (or a pending note)."""
+    questions = QUESTIONS if questions is None else questions
     tables = Path(tables)
     lines = []
     if config_name == "smoke":
         lines += ["> These numbers come from the **smoke** config (tiny data, seconds of training): they show "
                   "that the pipeline runs, not what is true. Read the paper-config book for the findings.", ""]
-    for i, (question, evidence) in enumerate(QUESTIONS, start=1):
+    for i, (question, evidence) in enumerate(questions, start=1):
         lines.append(f"### {i}. {question}")
         lines.append("")
         items = evidence(tables)
         lines += [f"* {item}" for item in items] or ["* *No evidence yet.*"]
         lines.append("")
     return "\n".join(lines)
+
+
+# ----- notebook 14 (scaling) and the seed's five questions (notebook 15) ---------------------------------
+
+#: the attention method that stands for each family in the scaling answers (as in the scaling figures)
+_FAMILY_ATTENTION = {"average": "attention", "cnn": "attention", "lstm": "attention",
+                     "scratch": "attention_cls_last", "minilm": "attention_cls_last"}
+
+
+def _family_rows(table: pd.DataFrame, metric: str) -> pd.DataFrame:
+    t = table[(table["metric"] == metric)]
+    keep = t["method"] == t["family"].map(_FAMILY_ATTENTION)
+    return t[keep]
+
+
+def _scaling_models(tables: Path) -> list[str]:
+    data = _read(tables, "scaling_data")
+    if data is None:
+        return [_pending("14_scaling")]
+    d = data[data["grid"] == "data"]
+    d = d[d["fraction"] == d["fraction"].max()]
+    out = []
+    for metric, label in (("aopc_comprehensiveness", "AOPC comprehensiveness of attention"),
+                          ("tau_loo_length_std", "length-standardised τ(attention, LOO)")):
+        parts = []
+        for dataset, g in _family_rows(d, metric).groupby("dataset", sort=False):
+            g = g.sort_values("value", ascending=False)
+            parts.append(f"{dataset}: " + " > ".join(f"{r.family} {_ci(r.value, r.ci_low, r.ci_high)}"
+                                                     for r in g.itertuples()))
+        if parts:
+            out.append(f"**Which models' attention is most faithful** ({label}, all the training data, "
+                       "mean over seeds, families ordered by the mean; overlapping CIs are not a ranking): " +
+                       "; ".join(parts) + " (chapter 14, `scaling_data.csv`).")
+    tests = _read(tables, "scaling_tests")
+    if tests is not None:
+        t = tests[(tests["grid"] == "data") & (tests["fraction"] == tests["fraction"].max())
+                  & (tests["metric"] == "aopc_comprehensiveness")]
+        t = t[t["attention_method"] == t["family"].map(_FAMILY_ATTENTION)]
+        parts = [f"{r.dataset}/{r.family}: {r.verdict.replace('_', ' ')} than {r.best_other} "
+                 f"(d_z {_num(r.effect_size_dz)}, q = {_num(r.q_value, 3)})" for r in t.itertuples()]
+        if parts:
+            out.append("**Attention against the best other method of the same model** (paired by example, "
+                       "Benjamini-Hochberg over the whole table): " + "; ".join(parts) +
+                       " (chapter 14, `scaling_tests.csv`).")
+    size = _read(tables, "scaling_model")
+    if size is not None:
+        parts = []
+        for dataset, g in _family_rows(size, "aopc_comprehensiveness").groupby("dataset", sort=False):
+            lo, hi = g.loc[g["value"].idxmin()], g.loc[g["value"].idxmax()]
+            parts.append(f"{dataset}: from {_ci(lo['value'], lo['ci_low'], lo['ci_high'])} "
+                         f"(L{int(lo['layers'])} d{int(lo['hidden'])}) to {_ci(hi['value'], hi['ci_low'], hi['ci_high'])} "
+                         f"(L{int(hi['layers'])} d{int(hi['hidden'])})")
+        if parts:
+            out.append("**Model size** (scratch Transformer, AOPC comprehensiveness of last-layer [CLS] attention "
+                       "over the depth x width grid): " + "; ".join(parts) + " (chapter 14, `scaling_model.csv`).")
+    return out
+
+
+def _scaling_data(tables: Path) -> list[str]:
+    data = _read(tables, "scaling_data")
+    if data is None:
+        return [_pending("14_scaling")]
+    d = data[data["grid"] == "data"]
+    out = []
+    for metric, label in (("accuracy", "test accuracy"), ("aopc_comprehensiveness", "AOPC comprehensiveness of "
+                                                                                    "attention"),
+                          ("tau_loo_length_std", "length-standardised τ(attention, LOO)")):
+        rows = d[d["metric"] == "accuracy"] if metric == "accuracy" else _family_rows(d, metric)
+        parts = []
+        for (dataset, family), g in rows.groupby(["dataset", "family"], sort=False):
+            g = g.sort_values("fraction")
+            first, last = g.iloc[0], g.iloc[-1]
+            moved = ("up" if first["ci_high"] < last["ci_low"] else "down" if first["ci_low"] > last["ci_high"]
+                     else "no clear change")
+            parts.append(f"{dataset}/{family} {_num(first['value'])} at {_pct(first['fraction'])} → "
+                         f"{_num(last['value'])} at {_pct(last['fraction'])} ({moved})")
+        out.append(f"**{label[0].upper() + label[1:]} against the share of training data** (the smallest and "
+                   "the largest share; 'up'/'down' only where the two CIs do not overlap): " + "; ".join(parts) +
+                   " (chapter 14, `scaling_data.csv`).")
+    return out
+
+
+SEED_QUESTIONS = (
+    ("Why did the model produce this output?",
+     lambda t: _transformer_inputs(t) + _generation(t)[:1]),
+    ("Why do attention distributions and their decay curves not fully explain decisions?",
+     lambda t: _rnn_inputs(t) + _internal(t)),
+    ("How can interpretability be improved?",
+     lambda t: _generation(t)[1:] + _ensembles(t)),
+    ("Which models are more interpretable?", _scaling_models),
+    ("How much training data does interpretability need?", _scaling_data),
+)
+
+_SOURCE = re.compile(r"chapter (\d\d)[^`]*?`([^`]+\.csv)`")
+
+
+def evidence_table(tables: str | Path) -> pd.DataFrame:
+    """``tables/conclusions.csv``: one row per piece of evidence for each of the seed's five questions --
+    question, finding (the sentence, every number read from a table), chapter and table it comes from, and
+    ``pending`` when the notebook that would supply it has not been run on this config."""
+    tables = Path(tables)
+    rows = []
+    for i, (question, evidence) in enumerate(SEED_QUESTIONS, start=1):
+        for item in evidence(tables):
+            match = _SOURCE.search(item)
+            pending = item.startswith("*Pending")
+            notebook = re.search(r"`(\d\d)_[a-z0-9_]+`", item) if pending else None
+            rows.append({"question_number": i, "question": question, "finding": item.replace("**", ""),
+                         "chapter": match.group(1) if match else (notebook.group(1) if notebook else ""),
+                         "table": match.group(2) if match else "", "pending": pending})
+    return pd.DataFrame(rows)
+
+
+def seed_answers_markdown(tables: str | Path, config_name: str = "") -> str:
+    """Markdown of the seed's five questions with their evidence (notebook 15)."""
+    return answers_markdown(tables, config_name, questions=SEED_QUESTIONS)

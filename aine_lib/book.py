@@ -29,7 +29,9 @@ PARTS = (
     ("The counter-studies: Wiegreffe & Pinter, Serrano & Smith", ("05", "06", "07")),
     ("Transformer encoders: attention vs attribution methods", ("08", "09", "10")),
     ("The encoder-decoder: generation decisions", ("11", "12", "13")),
-    ("Scaling and internals", ("14", "15", "16", "17")),
+    ("Which models, how much data", ("14",)),
+    ("Inside the models, and ensembles", ("16", "17")),
+    ("Conclusions", ("15",)),
 )
 
 LANDING = """# Attention is not explanation: a reproducible study

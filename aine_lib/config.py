@@ -409,9 +409,8 @@ class ScalingConfig:
             raise ConfigError(f"scaling.fractions must be in (0, 1], got {list(self.fractions)}")
         if any(v < 1 for v in self.model_layers):
             raise ConfigError(f"scaling.model_layers must be >= 1, got {list(self.model_layers)}")
-        if any(v < 4 or v % 4 for v in self.model_hidden):
-            raise ConfigError(f"scaling.model_hidden must be multiples of 4 (the scratch model's heads), "
-                              f"got {list(self.model_hidden)}")
+        if any(v < 1 for v in self.model_hidden):
+            raise ConfigError(f"scaling.model_hidden must be >= 1, got {list(self.model_hidden)}")
         if self.max_analysis_examples is not None and self.max_analysis_examples < 10:
             raise ConfigError(f"scaling.max_analysis_examples must be >= 10 or null, got {self.max_analysis_examples}")
         if self.length_bins < 1:
@@ -484,6 +483,10 @@ class StudyConfig:
     def __post_init__(self) -> None:
         if not self.name or not self.name.replace("_", "").replace("-", "").isalnum():
             raise ConfigError(f"name must be letters, digits, '-' or '_', got {self.name!r}")
+        heads = self.transformer.scratch.heads
+        if any(h % heads for h in self.scaling.model_hidden):
+            raise ConfigError(f"scaling.model_hidden {list(self.scaling.model_hidden)} must be multiples of "
+                              f"transformer.scratch.heads ({heads})")
         if self.workers is not None and self.workers < 1:
             raise ConfigError(f"workers must be >= 1 or null (one per CPU core), got {self.workers}")
         names = [nb.name for nb in self.notebooks]

@@ -297,8 +297,12 @@ def cfg_special_ids(model) -> tuple[int, ...]:
 
 def run_grid(cfg: StudyConfig, points: list[ScalingPoint], executor, progress: bool = False) -> list[dict]:
     """Every point of ``points`` through ``executor`` (results in point order; cached per point)."""
+    from dataclasses import replace
+
     check_datasets(cfg)
-    return executor.map(run_point, [(cfg, p) for p in points], desc="scaling grid", progress=progress)
+    # the notebook list (read-only mappings of parameters) is not needed by a point and does not pickle
+    portable = replace(cfg, notebooks=())
+    return executor.map(run_point, [(portable, p) for p in points], desc="scaling grid", progress=progress)
 
 
 # ----- statistics ---------------------------------------------------------------------------------

@@ -61,3 +61,29 @@ def test_answers_read_internals_and_ensembles_from_their_tables(tmp_path):
     assert "linearly readable from layer 2 of 2" in text and "control peaks at 0.53" in text
     assert "sst/minilm ensemble_mean: worse than occlusion (paired gain -0.050 [-0.070, -0.030])" in text
     assert "`16_internals` has not been run" not in text and "`17_explanation_ensembles` has not been run" not in text
+
+
+def test_scaling_answers_and_the_evidence_table_come_from_the_tables(tmp_path):
+    from aine_lib.answers import evidence_table, seed_answers_markdown
+
+    rows = []
+    for family, method, values in (("lstm", "attention", (0.10, 0.12)), ("minilm", "attention_cls_last", (0.2, 0.4))):
+        for fraction, v in zip((0.1, 1.0), values):
+            for metric in ("aopc_comprehensiveness", "tau_loo_length_std"):
+                rows.append({"grid": "data", "family": family, "dataset": "sst", "fraction": fraction, "layers": None,
+                             "hidden": None, "method": method, "role": "attention", "best_other": False,
+                             "metric": metric, "value": v, "ci_low": v - 0.05, "ci_high": v + 0.05})
+            rows.append({"grid": "data", "family": family, "dataset": "sst", "fraction": fraction, "layers": None,
+                         "hidden": None, "method": "", "role": "model", "best_other": False, "metric": "accuracy",
+                         "value": 0.8, "ci_low": 0.75, "ci_high": 0.85})
+    pd.DataFrame(rows).to_csv(tmp_path / "scaling_data.csv", index=False)
+    text = seed_answers_markdown(tmp_path, "paper")
+    assert "sst: minilm 0.40 [0.35, 0.45] > lstm 0.12 [0.07, 0.17]" in text
+    assert "sst/minilm 0.20 at 10% → 0.40 at 100% (up)" in text
+    assert "sst/lstm 0.10 at 10% → 0.12 at 100% (no clear change)" in text
+    assert text.count("### ") == 5
+    table = evidence_table(tmp_path)
+    assert set(table["question_number"]) == {1, 2, 3, 4, 5}
+    scaling = table[table["question_number"] == 5]
+    assert (scaling["chapter"] == "14").all() and (scaling["table"] == "scaling_data.csv").all()
+    assert not scaling["pending"].any() and table[table["question_number"] == 1]["pending"].all()
