@@ -52,6 +52,12 @@ figure and table in it comes from the code in `aine_lib`.
 3. **Does attention explain generation decisions?** Cross-attention as
    alignment, decay curves and interventions on generated tokens, and
    whether sparse or supervised attention helps (11-13).
+4. **Which models are more interpretable, and how much data does that
+   need?** Every model family on shares of the training data and the
+   from-scratch Transformer over depth and width (14); inside the models:
+   head ablation, probes, activation maximisation, a glass-box baseline and
+   explanation ensembles (16-17). Chapter 15 answers the seed's five
+   questions from the run's own tables.
 
 Each chapter ends with exercises that name the parameter to change.
 See [Rerunning the study](rerun.md) to run any chapter with your own parameters.
