@@ -14,6 +14,12 @@ run and the other way round, and a run killed half-way resumes where it stopped.
   '.[scale]'``).
 
 ``aine run --executor ray --workers 8`` sets ``executor``/``workers`` for every notebook of the run.
+
+Reproducibility: torch's CPU kernels may sum in a different order with a different number of threads, so a
+point trained with 2 threads and the same point trained with 1 can differ in the last bits of their weights
+and, through training, in the third decimal of a metric. The cache keeps whichever was computed first; to
+compare executors bit for bit, give them the same threads per task (Ray tasks always get 1; ``LocalExecutor(n,
+threads=1)``; ``torch.set_num_threads(1)`` for a serial run).
 """
 
 from __future__ import annotations
@@ -59,10 +65,13 @@ class LocalExecutor:
 
     name = "local"
 
-    def __init__(self, workers: int):
+    def __init__(self, workers: int, threads: int | None = None):
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
+        if threads is not None and threads < 1:
+            raise ValueError(f"threads must be >= 1 or None (the worker's share of the cores), got {threads}")
         self.workers = workers
+        self.threads = threads
 
     def map(self, fn: Callable, tasks: Sequence[tuple], desc: str | None = None, progress: bool = False) -> list:
         import multiprocessing
@@ -70,7 +79,7 @@ class LocalExecutor:
 
         from tqdm.auto import tqdm
 
-        threads = _threads_per_worker(self.workers)
+        threads = self.threads or _threads_per_worker(self.workers)
         results: list = [None] * len(tasks)
         with ProcessPoolExecutor(max_workers=min(self.workers, max(len(tasks), 1)),
                                  mp_context=multiprocessing.get_context("spawn")) as pool:

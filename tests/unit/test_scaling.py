@@ -115,12 +115,24 @@ def test_a_point_trains_explains_and_is_cached(cfg, monkeypatch):
     pd.testing.assert_frame_equal(first["methods"], again["methods"])
 
 
-def test_the_grid_is_the_same_serially_and_in_a_process_pool(cfg):
+@pytest.fixture
+def one_thread():
+    """Serial reference runs with the one thread per task that the pool and Ray workers get (a different
+    thread count may change the last bits of training, see aine_lib.executors)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_the_grid_is_the_same_serially_and_in_a_process_pool(cfg, one_thread):
     points = [sc.ScalingPoint("scratch", "planted", 1.0, 0, layers=1, hidden=8),
               sc.ScalingPoint("scratch", "planted", 0.5, 1)]
-    serial = sc.run_grid(cfg, points, SerialExecutor())
+    serial = sc.run_grid(replace(cfg, cache_dir=cfg.cache_dir + "_serial1"), points, SerialExecutor())
     pooled = sc.run_grid(replace(cfg, cache_dir=cfg.cache_dir + "_pool"), points,
-                         LocalExecutor(2))
+                         LocalExecutor(2, threads=1))
     for a, b in zip(serial, pooled):
         assert a["point"] == b["point"]
         pd.testing.assert_frame_equal(a["methods"], b["methods"], atol=1e-6, rtol=1e-5)
@@ -129,12 +141,12 @@ def test_the_grid_is_the_same_serially_and_in_a_process_pool(cfg):
                                                    "integrated_gradients", "loo"}
 
 
-def test_the_ray_executor_runs_the_grid_on_a_local_ray_instance(cfg):
+def test_the_ray_executor_runs_the_grid_on_a_local_ray_instance(cfg, one_thread):
     pytest.importorskip("ray")
     from aine_lib.executors import RayExecutor
 
     points = [sc.ScalingPoint("average", "planted", 1.0, 0), sc.ScalingPoint("average", "planted", 0.5, 1)]
-    serial = sc.run_grid(cfg, points, SerialExecutor())
+    serial = sc.run_grid(replace(cfg, cache_dir=cfg.cache_dir + "_serial1"), points, SerialExecutor())
     fresh = replace(cfg, cache_dir=cfg.cache_dir + "_ray")
     executor = RayExecutor(workers=2)
     try:
