@@ -216,16 +216,21 @@ def _inside(tables: Path) -> list[str]:
     return out
 
 
+_VERDICT = {"better": "better", "worse": "worse", "no_difference": "no difference",
+            "attention_better": "attention better", "attention_worse": "attention worse"}
+
+
 def _ensembles(tables: Path) -> list[str]:
     """Notebook 17: are explanation ensembles more faithful than their best member; stability across seeds."""
     vs = _read(tables, "ensembles_vs_best_member")
     if vs is None:
         return [_pending("17_explanation_ensembles")]
     v = vs[(vs["mode"] == "remove") & (vs["metric"] == "aopc_comprehensiveness")]
-    parts = [f"{r.dataset}/{r.model} {r.ensemble}: {r.verdict.replace('_', ' ')} than {r.best_member} "
+    parts = [f"{r.dataset}/{r.model} {r.ensemble} vs {r.best_member}: {_VERDICT.get(r.verdict, r.verdict)} "
              f"(paired gain {_ci(r.gain, r.gain_ci_low, r.gain_ci_high, 3)})" for r in v.itertuples()]
     out = ["**Explanation ensembles** (AOPC comprehensiveness, token removal, paired by example against the best "
-           "member): " + "; ".join(parts) + " (chapter 17, `ensembles_vs_best_member.csv`)."]
+           "member, which is picked on the same examples and so flattered): " + "; ".join(parts) +
+           " (chapter 17, `ensembles_vs_best_member.csv`)."]
     table = _read(tables, "ensembles")
     if table is not None:
         st = table[table["part"] == "seed_stability"]
@@ -305,33 +310,37 @@ def _family_rows(table: pd.DataFrame, metric: str) -> pd.DataFrame:
 
 def _scaling_models(tables: Path) -> list[str]:
     data = _read(tables, "scaling_data")
-    if data is None:
+    tests = _read(tables, "scaling_tests")
+    if data is None or tests is None:
         return [_pending("14_scaling")]
+    out = []
+    t = tests[(tests["grid"] == "data") & (tests["fraction"] == tests["fraction"].max())
+              & (tests["metric"] == "aopc_comprehensiveness")]
+    t = t[t["attention_method"] == t["family"].map(_FAMILY_ATTENTION)]
+    parts = []
+    for dataset, g in t.groupby("dataset", sort=False):
+        g = g.sort_values("difference", ascending=False)
+        parts.append(f"{dataset}: " + "; ".join(
+            f"{r.family} {_ci(r.difference, r.ci_low, r.ci_high, 3)} vs {r.best_other} "
+            f"({_VERDICT.get(r.verdict, r.verdict)}, d_z {_num(r.effect_size_dz)}, q = {_num(r.q_value, 3)})"
+            for r in g.itertuples()))
+    if parts:
+        out.append("**Which models' attention is most faithful, relative to the same model's best other method** "
+                   "(AOPC comprehensiveness of attention minus that of the best non-attention method, all the "
+                   "training data, paired by example, CIs over seeds and examples, Benjamini-Hochberg over the "
+                   "table; the best method is picked on the same examples, which flatters it; families ordered "
+                   "by the gap): " + "; ".join(parts) + " (chapter 14, `scaling_tests.csv`).")
     d = data[data["grid"] == "data"]
     d = d[d["fraction"] == d["fraction"].max()]
-    out = []
-    for metric, label in (("aopc_comprehensiveness", "AOPC comprehensiveness of attention"),
-                          ("tau_loo_length_std", "length-standardised τ(attention, LOO)")):
-        parts = []
-        for dataset, g in _family_rows(d, metric).groupby("dataset", sort=False):
-            g = g.sort_values("value", ascending=False)
-            parts.append(f"{dataset}: " + " > ".join(f"{r.family} {_ci(r.value, r.ci_low, r.ci_high)}"
-                                                     for r in g.itertuples()))
-        if parts:
-            out.append(f"**Which models' attention is most faithful** ({label}, all the training data, "
-                       "mean over seeds, families ordered by the mean; overlapping CIs are not a ranking): " +
-                       "; ".join(parts) + " (chapter 14, `scaling_data.csv`).")
-    tests = _read(tables, "scaling_tests")
-    if tests is not None:
-        t = tests[(tests["grid"] == "data") & (tests["fraction"] == tests["fraction"].max())
-                  & (tests["metric"] == "aopc_comprehensiveness")]
-        t = t[t["attention_method"] == t["family"].map(_FAMILY_ATTENTION)]
-        parts = [f"{r.dataset}/{r.family}: {r.verdict.replace('_', ' ')} than {r.best_other} "
-                 f"(d_z {_num(r.effect_size_dz)}, q = {_num(r.q_value, 3)})" for r in t.itertuples()]
-        if parts:
-            out.append("**Attention against the best other method of the same model** (paired by example, "
-                       "Benjamini-Hochberg over the whole table): " + "; ".join(parts) +
-                       " (chapter 14, `scaling_tests.csv`).")
+    parts = []
+    for dataset, g in _family_rows(d, "tau_loo_length_std").groupby("dataset", sort=False):
+        g = g.sort_values("value", ascending=False)
+        parts.append(f"{dataset}: " + ", ".join(f"{r.family} {_ci(r.value, r.ci_low, r.ci_high)}"
+                                                 for r in g.itertuples()))
+    if parts:
+        out.append("**Agreement of attention with leave-one-out** (length-standardised Kendall τ, all the "
+                   "training data; MiniLM ranks word pieces, the others words, so compare within a row "
+                   "with care): " + "; ".join(parts) + " (chapter 14, `scaling_data.csv`).")
     size = _read(tables, "scaling_model")
     if size is not None:
         parts = []

@@ -380,7 +380,7 @@ class ScalingConfig:
     """Which models are more interpretable, and how much data interpretability needs (notebook 14).
 
     Training-data curves: every family trained on each fraction of the training split (a stratified subset
-    drawn with the run's seed) with several seeds; model-size curves: the from-scratch Transformer over a
+    drawn with each training seed, so the seeds differ in the examples seen too) with several seeds; model-size curves: the from-scratch Transformer over a
     grid of depth x width on all the training data. Every point is scored on the same (capped, seeded) test
     rows of its data set.
     """

@@ -122,7 +122,7 @@ def head_importance(study: TransformerStudy, m: TrainedTransformer, loo_scores: 
                     seed: int = 0) -> pd.DataFrame:
     """Per head: accuracy and probability drop when it is ablated (CIs over examples), the normalised entropy
     of its [CLS] attention, and ``explanation_share``: the share of examples on which its [CLS] attention has
-    the highest top-``k`` Kendall tau with leave-one-out among all heads."""
+    the highest top-``k`` Kendall tau with leave-one-out among all heads (ties share the example equally)."""
     effects = ablation_effects(study, m)
     full = effects[effects["layer"] == -1].set_index("example")
     att = cls_attention(study, m)
@@ -139,8 +139,10 @@ def head_importance(study: TransformerStudy, m: TrainedTransformer, loo_scores: 
             entropy[i, j] = float(-(row * np.log(np.clip(row, 1e-12, None))).sum() / np.log(len(row)))
             taus[i, j] = kendall_tau_top_k(row[pos], np.abs(loo_scores[i][pos]), k)
     valid = np.isfinite(taus).any(1)
-    best = np.full(len(att), -1)
-    best[valid] = np.nanargmax(np.where(np.isfinite(taus[valid]), taus[valid], -np.inf), axis=1)
+    # credit per example split equally among the heads tied at the best tau (ties are common on short inputs)
+    filled = np.where(np.isfinite(taus[valid]), taus[valid], -np.inf)
+    winners = filled == filled.max(axis=1, keepdims=True)
+    credit = winners / winners.sum(axis=1, keepdims=True)
     rows = []
     for j, (layer, head) in enumerate(grid):
         e = effects[(effects["layer"] == layer) & (effects["head"] == head)].set_index("example")
@@ -153,7 +155,7 @@ def head_importance(study: TransformerStudy, m: TrainedTransformer, loo_scores: 
                      "accuracy_drop_ci_low": alo, "accuracy_drop_ci_high": ahi,
                      "prob_drop": float(drop.mean()), "prob_drop_ci_low": lo, "prob_drop_ci_high": hi,
                      "cls_entropy": float(np.nanmean(entropy[:, j])), "tau_top_k_loo": float(np.nanmean(taus[:, j])),
-                     "explanation_share": float((best[valid] == j).mean()) if valid.any() else np.nan,
+                     "explanation_share": float(credit[:, j].mean()) if valid.any() else np.nan,
                      "n": len(drop)})
     return pd.DataFrame(rows)
 
@@ -271,38 +273,46 @@ def choose_neurons(study: TransformerStudy, m: TrainedTransformer, n: int = 4) -
 @torch.no_grad()
 def dataset_ngrams(study: TransformerStudy, m: TrainedTransformer, neurons: list[tuple[int, int]],
                    n: int = 3, top: int = 5, cap: int | None = 2000) -> pd.DataFrame:
-    """For each neuron ``(layer, unit)``, the ``top`` distinct ``n``-grams of training text (centred on the
-    position) at which the unit's activation is highest, with that activation."""
+    """For each neuron ``(layer, unit)`` of the [CLS] state (the quantity :func:`choose_neurons` picks and
+    :func:`optimised_inputs` maximises): the ``top`` training inputs with the highest [CLS] activation, and
+    in each the ``n``-gram whose occlusion ([MASK], or padding for a model without one) lowers that
+    activation most -- the part of the real input the unit responds to."""
     from aine_lib.experiments.transformers import token_strings
+    from aine_lib.models.training import collate
 
     split = _split(study, m, "train", cap, seed=study.cfg.seed)
     m.model.eval()
-    best: dict[tuple[int, int], list[tuple[float, str]]] = {nu: [] for nu in neurons}
+    cfg = m.model.cfg
+    blank = cfg.mask_id if cfg.mask_id is not None else cfg.pad_id
+    activations = {nu: [] for nu in neurons}
     for start, b in _batches(split, 32):
-        b = b.to(study.device)
-        hidden = m.model(b.ids, b.mask).hidden_states
+        hidden = m.model(b.ids.to(study.device), b.mask.to(study.device)).hidden_states
         for (layer, unit) in neurons:
-            act = hidden[layer][..., unit].float().masked_fill(~b.mask, float("-inf")).cpu().numpy()
-            for i in range(act.shape[0]):
-                ids = split.ids[start + i]
-                words = split.word_index[start + i]
-                for t in np.argsort(-act[i])[:3]:
-                    if not np.isfinite(act[i, t]) or words[t] < 0:
-                        continue
-                    lo, hi = max(0, t - n // 2), min(len(ids), t - n // 2 + n)
-                    text = " ".join(token_strings(study, m, ids[lo:hi]))
-                    best[(layer, unit)].append((float(act[i, t]), text))
+            activations[(layer, unit)].append(hidden[layer][:, 0, unit].float().cpu().numpy())
     rows = []
-    for (layer, unit), found in best.items():
-        seen = set()
-        for value, text in sorted(found, key=lambda x: -x[0]):
-            if text in seen:
-                continue
-            seen.add(text)
-            rows.append({"dataset": m.dataset, "model": m.kind, "layer": layer, "unit": unit,
-                         "rank": len(seen), "ngram": text, "activation": value})
-            if len(seen) == top:
-                break
+    for (layer, unit), parts in activations.items():
+        act = np.concatenate(parts)
+        for rank, i in enumerate(np.argsort(-act)[:top], start=1):
+            ids, words = split.ids[i], split.word_index[i]
+            content = [t for t, w in enumerate(words) if w >= 0]
+            starts = sorted({max(content[0], min(t, content[-1] - n + 1)) for t in content}) if content else []
+            variants = []
+            for s0 in starts:
+                v = list(ids)
+                for t in range(s0, min(s0 + n, content[-1] + 1)):
+                    v[t] = blank
+                variants.append(v)
+            best_text, drop = "", np.nan
+            if variants:
+                vb = collate(variants, [0] * len(variants)).to(study.device)
+                occluded = m.model(vb.ids, vb.mask).hidden_states[layer][:, 0, unit].float().cpu().numpy()
+                k = int(np.argmax(act[i] - occluded))
+                s0 = starts[k]
+                best_text = " ".join(token_strings(study, m, ids[s0:min(s0 + n, content[-1] + 1)]))
+                drop = float(act[i] - occluded[k])
+            rows.append({"dataset": m.dataset, "model": m.kind, "layer": layer, "unit": unit, "rank": rank,
+                         "activation": float(act[i]), "ngram": best_text, "activation_drop_when_occluded": drop,
+                         "input": " ".join(token_strings(study, m, [t for t, w in zip(ids, words) if w >= 0][:40]))})
     return pd.DataFrame(rows)
 
 
@@ -322,11 +332,21 @@ def optimised_inputs(study: TransformerStudy, m: TrainedTransformer, neurons: li
     nearest token. Reports the activation of the optimised embeddings, of the projected tokens, and the mean
     activation over real dev rows for scale: the gap is the usual caveat of activation maximisation for
     discrete inputs."""
-    from aine_lib.experiments.transformers import token_strings
 
     model = m.model.eval()
+    previous = [p.requires_grad for p in model.parameters()]
     for p in model.parameters():
         p.requires_grad_(False)
+    try:
+        return _optimise(study, m, model, neurons, length, steps, lr, l2, seed)
+    finally:
+        for p, flag in zip(model.parameters(), previous):
+            p.requires_grad_(flag)
+
+
+def _optimise(study, m, model, neurons, length, steps, lr, l2, seed) -> pd.DataFrame:
+    from aine_lib.experiments.transformers import token_strings
+
     table = model.word_embeddings.weight.detach()
     cfg = model.cfg
     specials = tuple(i for i in (cfg.pad_id, cfg.cls_id, cfg.sep_id, cfg.mask_id) if i is not None)
@@ -363,8 +383,6 @@ def optimised_inputs(study: TransformerStudy, m: TrainedTransformer, neurons: li
                      "activation_optimised": reached, "activation_projected": projected,
                      "activation_dev_mean": float(dev_states[:, layer, unit].mean()),
                      "activation_dev_max": float(dev_states[:, layer, unit].max())})
-    for p in model.parameters():
-        p.requires_grad_(True)
     return pd.DataFrame(rows)
 
 

@@ -15,8 +15,9 @@ top-k) and ERASER AOPC comprehensiveness/sufficiency (token removal). A point is
 config and the point (:func:`run_point`), so the grid runs on any executor (:mod:`aine_lib.executors`)
 with one shared cache.
 
-Statistics (:func:`scaling_table`, :func:`paired_tests`): CIs resample test examples as clusters across
-seeds; tau is also reported standardised over word-length strata shared by all points of a data set,
+Statistics (:func:`scaling_table`, :func:`paired_tests`): CIs resample trained models (seeds) and test
+examples (:func:`~aine_lib.metrics.bootstrap.hierarchical_bootstrap`); tau compares score magnitudes
+(|gradient x input|, |IG| against |LOO|: evidence against the class counts too) and is also reported standardised over word-length strata shared by all points of a data set,
 because tau between two rankings depends on the number of ranked items; attention is compared with the
 best non-attention method *paired by example*, with an effect size (d_z) and Benjamini-Hochberg q-values
 over every test in the table.
@@ -32,7 +33,6 @@ import pandas as pd
 import torch
 
 from aine_lib.config import StudyConfig
-from aine_lib.metrics.bootstrap import cluster_bootstrap_ci
 
 RNN_FAMILIES = ("average", "cnn", "lstm")
 TRANSFORMER_FAMILIES = ("scratch", "minilm")
@@ -126,6 +126,8 @@ def _point_key(cfg: StudyConfig, point: ScalingPoint) -> dict:
             "rnn_attention": s.rnn_attention if point.family in RNN_FAMILIES else None,
             "methods": [s.attention_methods, s.other_methods], "cap": s.max_analysis_examples,
             "ig_steps": cfg.transformer.ig_steps, "top_k": cfg.transformer.top_k,
+            "fractions": cfg.transformer.fractions, "lime_shap": [cfg.transformer.lime_samples,
+                                                                  cfg.transformer.shap_samples],
             "code_version": MODEL_CODE_VERSION}
 
 
@@ -269,6 +271,7 @@ def _explain(cfg: StudyConfig, model, ids: list[list[int]], targets: np.ndarray,
         special = special_mask(model, b.ids)
         for name in methods:
             s = get_method(name, model, **kwargs.get(name, {})).attribute(b, target).detach().float()
+            s = torch.nan_to_num(s, nan=0.0)          # LOO of a one-token row is undefined: rank it last
             for i, n in enumerate(b.mask.sum(1).tolist()):
                 scores[name].append(s[i, :n].cpu().numpy().astype(np.float64))
             df = faithfulness_curves(model, b, s, target, fractions=t.fractions, modes=("remove",),
@@ -280,11 +283,13 @@ def _explain(cfg: StudyConfig, model, ids: list[list[int]], targets: np.ndarray,
     for i, seq in enumerate(ids):
         specials = set(cfg_special_ids(model))
         content = np.asarray([j for j, tok in enumerate(seq) if tok not in specials])
-        reference = scores["loo"][i][content] if len(content) else np.zeros(0)
+        # ranked by magnitude on both sides: a token that counts against the class matters too (signed
+        # gradient x input / IG against unsigned LOO would rank it last)
+        reference = np.abs(scores["loo"][i][content]) if len(content) else np.zeros(0)
         for name in methods:
             tau = top = np.nan
             if name != "loo" and len(content) >= 2:
-                s = scores[name][i][content]
+                s = np.abs(scores[name][i][content])
                 tau = kendall_tau(s, reference)[0]
                 top = kendall_tau_top_k(s, reference, t.top_k)
             rows.append({"example": i, "method": name, "tau_loo": tau, "tau_top_k_loo": top})
@@ -315,32 +320,6 @@ def length_strata(lengths: np.ndarray, bins: int) -> np.ndarray:
     return np.searchsorted(edges, lengths, side="left")
 
 
-def standardised_mean_ci(values: np.ndarray, clusters: np.ndarray, strata: np.ndarray, seed: int,
-                         n_boot: int = 1000, level: float = 0.95) -> tuple[float, float, float]:
-    """Mean over strata of the per-stratum means (each stratum weighs the same), and a bootstrap CI that
-    resamples clusters within each stratum. Returns (value, low, high)."""
-    values, clusters, strata = np.asarray(values, float), np.asarray(clusters), np.asarray(strata)
-    keep = np.isfinite(values)
-    values, clusters, strata = values[keep], clusters[keep], strata[keep]
-    if not len(values):
-        return np.nan, np.nan, np.nan
-    rng = np.random.default_rng(seed)
-    point, boot = [], np.zeros(n_boot)
-    levels = np.unique(strata)
-    for s in levels:
-        v, c = values[strata == s], clusters[strata == s]
-        _, inverse = np.unique(c, return_inverse=True)
-        k = inverse.max() + 1
-        sums = np.bincount(inverse, weights=v, minlength=k)
-        counts = np.bincount(inverse, minlength=k).astype(float)
-        point.append(sums.sum() / counts.sum())
-        draws = rng.integers(0, k, size=(n_boot, k))
-        boot += sums[draws].sum(1) / counts[draws].sum(1)
-    boot /= len(levels)
-    lo, hi = np.quantile(boot, [(1 - level) / 2, 1 - (1 - level) / 2])
-    return float(np.mean(point)), float(lo), float(hi)
-
-
 def _point_columns(point: ScalingPoint) -> dict:
     return {"grid": point.grid, "family": point.family, "dataset": point.dataset, "fraction": point.fraction,
             "layers": point.layers, "hidden": point.hidden}
@@ -365,6 +344,20 @@ def _best_other(methods: pd.DataFrame, others: tuple[str, ...], metric: str) -> 
     return str(means.idxmin() if metric in LOWER_IS_BETTER else means.idxmax())
 
 
+def _two_level(df: pd.DataFrame, column: str, seed: int, stratified: bool = False) -> tuple[float, float, float]:
+    """Estimate and 95 % CI of ``column`` resampling seeds and examples (:func:`hierarchical_bootstrap`)."""
+    from aine_lib.metrics.bootstrap import hierarchical_bootstrap
+
+    matrix = df.pivot_table(index="seed", columns="example", values=column, aggfunc="mean", dropna=False)
+    strata = None
+    if stratified:
+        strata = df.groupby("example")["stratum"].first().reindex(matrix.columns).to_numpy()
+    value, draws = hierarchical_bootstrap(matrix.to_numpy(), seed=seed, strata=strata)
+    draws = draws[np.isfinite(draws)]
+    lo, hi = np.quantile(draws, [0.025, 0.975]) if len(draws) else (np.nan, np.nan)
+    return value, float(lo), float(hi)
+
+
 def scaling_table(results: list[dict], cfg: StudyConfig, seed: int = 0) -> pd.DataFrame:
     """``tables/scaling_data.csv`` / ``scaling_model.csv``: one row per point x method x metric.
 
@@ -372,7 +365,8 @@ def scaling_table(results: list[dict], cfg: StudyConfig, seed: int = 0) -> pd.Da
     accuracy, ``attention``, ``other``), best_other (True on the non-attention method with the best value of
     that metric at that point), metric, value, ci_low, ci_high (examples resampled as clusters across seeds;
     ``tau_loo_length_std`` resampled within word-length strata), seed_sd (sd of the per-seed means),
-    n_examples, n_seeds.
+    n_examples, n_seeds. CIs resample both seeds and test examples (:func:`hierarchical_bootstrap`), so they
+    cover training noise as well as the choice of test rows; with 3 seeds the seed part is coarse.
     """
     s = cfg.scaling
     rows = []
@@ -380,10 +374,10 @@ def scaling_table(results: list[dict], cfg: StudyConfig, seed: int = 0) -> pd.Da
         p = group[0]["point"]
         base = _point_columns(p) | {"train_examples": int(np.mean([r["train_examples"] for r in group]))}
         acc = pd.concat([r["accuracy"].assign(seed=r["point"].seed) for r in group], ignore_index=True)
-        lo, hi = cluster_bootstrap_ci(acc["correct"], acc["example"], seed=seed)
+        value, lo, hi = _two_level(acc, "correct", seed)
         per_seed = acc.groupby("seed")["correct"].mean()
         rows.append(base | {"method": "", "role": "model", "best_other": False, "metric": "accuracy",
-                            "value": float(acc["correct"].mean()), "ci_low": lo, "ci_high": hi,
+                            "value": value, "ci_low": lo, "ci_high": hi,
                             "seed_sd": float(per_seed.std(ddof=1)) if len(per_seed) > 1 else np.nan,
                             "n_examples": int(acc["example"].nunique()), "n_seeds": len(group)})
         per = pd.concat([r["methods"].assign(seed=r["point"].seed) for r in group], ignore_index=True)
@@ -398,11 +392,7 @@ def scaling_table(results: list[dict], cfg: StudyConfig, seed: int = 0) -> pd.Da
                 ok = np.isfinite(v)
                 if not ok.any():
                     continue
-                if metric == "tau_loo_length_std":
-                    value, lo, hi = standardised_mean_ci(v, g["example"].to_numpy(), g["stratum"].to_numpy(), seed)
-                else:
-                    value = float(v[ok].mean())
-                    lo, hi = cluster_bootstrap_ci(v[ok], g["example"].to_numpy()[ok], seed=seed)
+                value, lo, hi = _two_level(g, column, seed, stratified=metric == "tau_loo_length_std")
                 seed_means = g[ok].groupby("seed")[column].mean()
                 rows.append(base | {"method": method, "role": role, "best_other": best[metric] == method,
                                     "metric": metric, "value": value, "ci_low": lo, "ci_high": hi,
@@ -415,8 +405,9 @@ def paired_tests(results: list[dict], cfg: StudyConfig, metrics: tuple[str, ...]
                  "aopc_sufficiency", "tau_top_k_loo"), seed: int = 0, n_boot: int = 2000) -> pd.DataFrame:
     """Attention vs the best non-attention method at every point, paired by example.
 
-    Per example the seeds are averaged first (the example is the unit), then ``diff = attention - best``
-    signed so that > 0 means attention is better. Reports the mean difference with a bootstrap CI, the
+    ``diff = attention - best`` per seed and example, signed so that > 0 means attention is better; the CI
+    and p-value resample seeds and examples (:func:`hierarchical_bootstrap`), d_z uses the per-example
+    differences averaged over seeds. Reports the mean difference with a bootstrap CI, the
     effect size d_z = mean / sd of the differences, a two-sided bootstrap p-value, and Benjamini-Hochberg
     q-values over every row of the table (``significant``: q < 0.05). The best method is picked on the same
     examples, which flatters it: a ``significant`` win for attention is conservative, a loss slightly
@@ -428,7 +419,7 @@ def paired_tests(results: list[dict], cfg: StudyConfig, metrics: tuple[str, ...]
     rows = []
     for _, group in _groups(results).items():
         p = group[0]["point"]
-        per = pd.concat([r["methods"] for r in group], ignore_index=True)
+        per = pd.concat([r["methods"].assign(seed=r["point"].seed) for r in group], ignore_index=True)
         mean = per.groupby(["method", "example"])[list(metrics)].mean().reset_index()
         for metric in metrics:
             best = _best_other(per, s.other_methods, metric)
@@ -436,13 +427,18 @@ def paired_tests(results: list[dict], cfg: StudyConfig, metrics: tuple[str, ...]
                 continue
             sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
             wide = mean.pivot(index="example", columns="method", values=metric)
+            cells = per.pivot_table(index=["seed", "example"], columns="method", values=metric, aggfunc="mean")
             for method in [m for m in wide.columns if m not in s.other_methods]:
                 diff = (sign * (wide[method] - wide[best])).dropna().to_numpy()
                 if len(diff) < 2:
                     continue
-                rng = np.random.default_rng(seed)
-                boot = diff[rng.integers(0, len(diff), size=(n_boot, len(diff)))].mean(1)
+                from aine_lib.metrics.bootstrap import hierarchical_bootstrap
+
+                by_seed = (sign * (cells[method] - cells[best])).unstack("example")      # [seeds, examples]
+                _, boot = hierarchical_bootstrap(by_seed.to_numpy(), seed=seed, n_boot=n_boot)
+                boot = boot[np.isfinite(boot)]
                 lo, hi = np.quantile(boot, [0.025, 0.975])
+                # percentile-bootstrap p-value (the CI inverted): the share of draws on the other side of 0
                 p_value = min(1.0, 2 * min((boot <= 0).mean(), (boot >= 0).mean()) + 1 / n_boot)
                 sd = diff.std(ddof=1)
                 rows.append(_point_columns(p) | {"metric": metric, "attention_method": method, "best_other": best,

@@ -53,3 +53,41 @@ def cluster_bootstrap_ci(values, clusters, seed: int, statistic: Callable[[np.nd
         stats = np.array([statistic(values[np.concatenate([members[c] for c in d])]) for d in draws])
     lo, hi = np.quantile(stats, [(1 - level) / 2, 1 - (1 - level) / 2])
     return float(lo), float(hi)
+
+
+def hierarchical_bootstrap(values, seed: int, n_boot: int = 1000, strata=None) -> tuple[float, np.ndarray]:
+    """Mean of a ``[runs, examples]`` matrix (NaN = missing) and its bootstrap distribution resampling *both*
+    levels: training runs (seeds) and test examples, each with replacement.
+
+    Resampling examples alone treats the trained models as fixed, so a CI would only generalise to new test
+    rows for these particular models; resampling runs as well lets it cover the training noise (with few runs
+    that part is coarse, and honest about it). With ``strata`` (one label per example) the statistic is the
+    mean of the per-stratum means and examples are resampled within their stratum.
+    Returns ``(estimate, draws)``.
+    """
+    v = np.asarray(values, dtype=float)
+    if v.ndim != 2 or v.size == 0:
+        raise ValueError(f"hierarchical_bootstrap needs a non-empty [runs, examples] matrix, got shape {v.shape}")
+    runs, examples = v.shape
+    labels = np.zeros(examples, dtype=int) if strata is None else np.asarray(strata)
+    if labels.shape != (examples,):
+        raise ValueError(f"{examples} examples but {labels.shape[0]} strata labels")
+    groups = [np.flatnonzero(labels == s) for s in np.unique(labels)]
+    finite = np.isfinite(v)
+    filled = np.where(finite, v, 0.0)
+
+    def statistic(rows: np.ndarray, cols_per_group: list[np.ndarray]) -> float:
+        means = []
+        for cols in cols_per_group:
+            n = finite[np.ix_(rows, cols)].sum()
+            if n:
+                means.append(filled[np.ix_(rows, cols)].sum() / n)
+        return float(np.mean(means)) if means else np.nan
+
+    estimate = statistic(np.arange(runs), groups)
+    rng = np.random.default_rng(seed)
+    draws = np.empty(n_boot)
+    for b in range(n_boot):
+        rows = rng.integers(0, runs, size=runs)
+        draws[b] = statistic(rows, [g[rng.integers(0, len(g), size=len(g))] for g in groups])
+    return estimate, draws

@@ -59,7 +59,7 @@ def test_answers_read_internals_and_ensembles_from_their_tables(tmp_path):
     assert "sst/minilm: Spearman ρ 0.12 (p = 0.310, 72 heads)" in text
     assert "accuracy 0.90 with every head, 0.88 without the least important 50%, 0.61 without the most important" in text
     assert "linearly readable from layer 2 of 2" in text and "control peaks at 0.53" in text
-    assert "sst/minilm ensemble_mean: worse than occlusion (paired gain -0.050 [-0.070, -0.030])" in text
+    assert "sst/minilm ensemble_mean vs occlusion: worse (paired gain -0.050 [-0.070, -0.030])" in text
     assert "`16_internals` has not been run" not in text and "`17_explanation_ensembles` has not been run" not in text
 
 
@@ -77,8 +77,18 @@ def test_scaling_answers_and_the_evidence_table_come_from_the_tables(tmp_path):
                          "hidden": None, "method": "", "role": "model", "best_other": False, "metric": "accuracy",
                          "value": 0.8, "ci_low": 0.75, "ci_high": 0.85})
     pd.DataFrame(rows).to_csv(tmp_path / "scaling_data.csv", index=False)
+    pd.DataFrame({"grid": "data", "family": ["lstm", "minilm"], "dataset": "sst", "fraction": 1.0, "layers": None,
+                  "hidden": None, "metric": "aopc_comprehensiveness",
+                  "attention_method": ["attention", "attention_cls_last"], "best_other": "loo",
+                  "attention_value": [0.12, 0.4], "best_other_value": [0.3, 0.45], "difference": [-0.18, -0.05],
+                  "ci_low": [-0.2, -0.08], "ci_high": [-0.16, -0.02], "effect_size_dz": [-1.5, -0.4],
+                  "p_value": 0.001, "n_examples": 200, "n_seeds": 3, "q_value": [0.002, 0.004],
+                  "significant": True, "verdict": "attention_worse"}).to_csv(tmp_path / "scaling_tests.csv",
+                                                                             index=False)
     text = seed_answers_markdown(tmp_path, "paper")
-    assert "sst: minilm 0.40 [0.35, 0.45] > lstm 0.12 [0.07, 0.17]" in text
+    assert ("sst: minilm -0.050 [-0.080, -0.020] vs loo (attention worse, d_z -0.40, q = 0.004); "
+            "lstm -0.180 [-0.200, -0.160] vs loo") in text
+    assert "sst: minilm 0.40 [0.35, 0.45], lstm 0.12 [0.07, 0.17]" in text
     assert "sst/minilm 0.20 at 10% → 0.40 at 100% (up)" in text
     assert "sst/lstm 0.10 at 10% → 0.12 at 100% (no clear change)" in text
     assert text.count("### ") == 5

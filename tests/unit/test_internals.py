@@ -237,3 +237,12 @@ def test_an_ensemble_is_called_better_than_its_best_member_only_when_paired_diff
     assert suff["best_member"] == "b" and suff["verdict"] == "worse"
     with pytest.raises(ValueError, match="score the members"):
         ins.ensemble_vs_best_member(per, ("a", "c"))
+
+
+def test_dataset_examples_are_ranked_by_the_cls_activation_and_name_the_ngram_that_carries_it(study, trained):
+    neurons = ins.choose_neurons(study, trained, n=1)
+    table = ins.dataset_ngrams(study, trained, neurons, n=2, top=3, cap=100)
+    assert list(table["rank"]) == [1, 2, 3]
+    assert table["activation"].is_monotonic_decreasing
+    assert all(1 <= len(g.split()) <= 2 for g in table["ngram"])
+    assert table["activation_drop_when_occluded"].notna().all()

@@ -52,12 +52,27 @@ def test_length_standardised_mean_weighs_every_stratum_the_same():
     lengths = np.array([5] * 8 + [50] * 2)
     strata = sc.length_strata(lengths, 2)
     assert set(strata[:8]) != set(strata[8:])
-    values = np.array([0.0] * 8 + [1.0] * 2)
-    value, lo, hi = sc.standardised_mean_ci(values, np.arange(10), strata, seed=0)
+    from aine_lib.metrics.bootstrap import hierarchical_bootstrap
+
+    values = np.array([[0.0] * 8 + [1.0] * 2, [0.0] * 8 + [1.0] * 2])        # two seeds, ten examples
+    value, draws = hierarchical_bootstrap(values, seed=0, strata=strata)
     assert value == pytest.approx(0.5) and values.mean() == pytest.approx(0.2)   # vs the plain mean
-    assert lo <= value <= hi
-    same, _, _ = sc.standardised_mean_ci(values, np.arange(10), np.zeros(10, int), seed=0)
+    assert np.allclose(draws, 0.5)               # resampling within strata cannot move a constant stratum
+    same, _ = hierarchical_bootstrap(values, seed=0)
     assert same == pytest.approx(0.2)
+
+
+def test_the_two_level_bootstrap_widens_the_ci_when_seeds_disagree():
+    from aine_lib.metrics.bootstrap import hierarchical_bootstrap
+
+    rng = np.random.default_rng(0)
+    examples = rng.normal(0, 1, 100)
+    agree = np.vstack([examples, examples, examples])
+    disagree = agree + np.array([[-1.0], [0.0], [1.0]])                         # a per-seed offset
+    width = [np.ptp(np.quantile(hierarchical_bootstrap(m, seed=0)[1], [0.025, 0.975])) for m in (agree, disagree)]
+    assert width[1] > 2 * width[0]
+    with pytest.raises(ValueError, match="runs, examples"):
+        hierarchical_bootstrap(np.zeros(3), seed=0)
 
 
 # ----- statistics on made-up results ---------------------------------------------------------------
