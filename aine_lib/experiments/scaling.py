@@ -191,47 +191,24 @@ def _rnn_point(cfg: StudyConfig, point: ScalingPoint, sub, cache, device):
 
 
 def _transformer_point(cfg: StudyConfig, point: ScalingPoint, sub, cache, device):
-    import hashlib
-
-    from aine_lib.models.transformer_encoder import EncoderConfig, TransformerClassifier
-    from aine_lib.models.transformer_training import (TransformerTrainConfig, encode_wordpieces, encode_words,
-                                                      ids_fingerprint, scratch_vocabulary_ids, trained_transformer)
+    from aine_lib.experiments.transformers import classifier_recipe
+    from aine_lib.models.transformer_training import (encode_wordpieces, encode_words, ids_fingerprint,
+                                                      trained_transformer)
 
     t = cfg.transformer
-    n_classes = len(sub.label_names)
+    vocab = None
     if point.family == "minilm":
         from aine_lib.data.pretrained import minilm_dir, minilm_tokenizer
         from aine_lib.models.transformer_encoder import _special_ids
 
-        path = minilm_dir(cfg.data_root)
-        special, tokenizer = _special_ids(path), minilm_tokenizer(cfg.data_root)
+        special, tokenizer = _special_ids(minilm_dir(cfg.data_root)), minilm_tokenizer(cfg.data_root)
         enc = {s: encode_wordpieces(getattr(sub, s), tokenizer, t.max_length, special["cls_id"], special["sep_id"])
                for s in ("train", "dev", "test")}
-        weights = hashlib.sha256((path / "model.safetensors").read_bytes()).hexdigest()[:20]
-
-        def build():
-            return TransformerClassifier.from_pretrained(path, n_classes=n_classes)
-
-        train_cfg = TransformerTrainConfig(epochs=t.minilm_epochs, batch_size=t.batch_size, lr=t.minilm_lr,
-                                           weight_decay=t.weight_decay, warmup_fraction=t.warmup_fraction,
-                                           patience=t.patience)
-        key = {"kind": "minilm", "checkpoint": weights, "n_classes": n_classes}
     else:
-        s = t.scratch
         vocab = sub.build_vocabulary(min_freq=cfg.data.min_freq)
         enc = {split: encode_words(getattr(sub, split), vocab, t.max_length) for split in ("train", "dev", "test")}
-        hidden = point.hidden or s.hidden
-        model_cfg = EncoderConfig(hidden=hidden, layers=point.layers or s.layers, heads=s.heads,
-                                  intermediate=s.intermediate * hidden // s.hidden, max_positions=max(t.max_length, 8),
-                                  dropout=s.dropout, n_classes=n_classes, **scratch_vocabulary_ids(vocab))
-
-        def build():
-            return TransformerClassifier(model_cfg)
-
-        train_cfg = TransformerTrainConfig(epochs=s.epochs, batch_size=t.batch_size, lr=s.lr,
-                                           weight_decay=t.weight_decay, warmup_fraction=t.warmup_fraction,
-                                           patience=t.patience)
-        key = {"kind": "scratch", "model": model_cfg}
+    build, train_cfg, key = classifier_recipe(cfg, point.family, len(sub.label_names), vocab, point.layers,
+                                              point.hidden)
     key |= {"data": sub.name, "ids": ids_fingerprint([enc["train"], enc["dev"]])}
     model, _ = trained_transformer(cache, key, build, enc["train"], enc["dev"], train_cfg, point.seed, device)
     methods = [m for m in cfg.scaling.attention_methods if m != "attention"] + list(cfg.scaling.other_methods)

@@ -137,41 +137,12 @@ class TransformerStudy:
 
     # ----- models --------------------------------------------------------------------
     def train(self, name: str, kind: str, seed: int) -> TrainedTransformer:
-        from aine_lib.models.transformer_encoder import EncoderConfig, TransformerClassifier
-        from aine_lib.models.transformer_training import (TransformerTrainConfig, ids_fingerprint,
-                                                          scratch_vocabulary_ids, trained_transformer)
+        from aine_lib.models.transformer_training import ids_fingerprint, trained_transformer
 
-        t = self.cfg.transformer
         data = self.data(name)
         enc = self.encoded(name, kind)
-        n_classes = len(data.label_names)
-        if kind == "minilm":
-            from aine_lib.data.pretrained import minilm_dir
-
-            path = minilm_dir(self.cfg.data_root)
-            weights = hashlib.sha256((path / "model.safetensors").read_bytes()).hexdigest()[:20]
-
-            def build():
-                return TransformerClassifier.from_pretrained(path, n_classes=n_classes)
-
-            train_cfg = TransformerTrainConfig(epochs=t.minilm_epochs, batch_size=t.batch_size, lr=t.minilm_lr,
-                                               weight_decay=t.weight_decay, warmup_fraction=t.warmup_fraction,
-                                               patience=t.patience)
-            key = {"kind": kind, "checkpoint": weights, "n_classes": n_classes}
-        else:
-            s = t.scratch
-            ids = scratch_vocabulary_ids(self.vocabulary(name))
-            model_cfg = EncoderConfig(hidden=s.hidden, layers=s.layers, heads=s.heads, intermediate=s.intermediate,
-                                      max_positions=max(t.max_length, 8), dropout=s.dropout, n_classes=n_classes,
-                                      **ids)
-
-            def build():
-                return TransformerClassifier(model_cfg)
-
-            train_cfg = TransformerTrainConfig(epochs=s.epochs, batch_size=t.batch_size, lr=s.lr,
-                                               weight_decay=t.weight_decay, warmup_fraction=t.warmup_fraction,
-                                               patience=t.patience)
-            key = {"kind": kind, "model": model_cfg}
+        vocab = self.vocabulary(name) if kind == "scratch" else None
+        build, train_cfg, key = classifier_recipe(self.cfg, kind, len(data.label_names), vocab)
         key |= {"data": name, "ids": ids_fingerprint([enc["train"], enc["dev"]])}
         model, result = trained_transformer(self.cache, key, build, enc["train"], enc["dev"], train_cfg, seed,
                                             self.device, progress=self.progress)
@@ -197,6 +168,47 @@ class TransformerStudy:
         t = self.cfg.transformer
         return {"integrated_gradients": {"n_steps": t.ig_steps}, "lime": {"n_samples": t.lime_samples},
                 "kernel_shap": {"n_samples": t.shap_samples}}.get(name, {})
+
+
+def classifier_recipe(cfg: StudyConfig, kind: str, n_classes: int, vocab=None, layers: int | None = None,
+                      hidden: int | None = None):
+    """``(build, train_cfg, key)`` for a Transformer classifier of ``cfg.transformer``: MiniLM fine-tuning
+    (``kind="minilm"``) or the from-scratch encoder over ``vocab`` (``kind="scratch"``; ``layers``/``hidden``
+    override the config's size, the feed-forward width scaling with ``hidden``). ``key`` identifies the
+    initial weights and the model; the caller adds the data to it."""
+    from aine_lib.models.transformer_encoder import EncoderConfig, TransformerClassifier
+    from aine_lib.models.transformer_training import TransformerTrainConfig, scratch_vocabulary_ids
+
+    t = cfg.transformer
+    if kind == "minilm":
+        from aine_lib.data.pretrained import minilm_dir
+
+        path = minilm_dir(cfg.data_root)
+        weights = hashlib.sha256((path / "model.safetensors").read_bytes()).hexdigest()[:20]
+
+        def build():
+            return TransformerClassifier.from_pretrained(path, n_classes=n_classes)
+
+        train_cfg = TransformerTrainConfig(epochs=t.minilm_epochs, batch_size=t.batch_size, lr=t.minilm_lr,
+                                           weight_decay=t.weight_decay, warmup_fraction=t.warmup_fraction,
+                                           patience=t.patience)
+        return build, train_cfg, {"kind": kind, "checkpoint": weights, "n_classes": n_classes}
+    if kind != "scratch":
+        raise ValueError(f"unknown Transformer kind {kind!r}; choose 'minilm' or 'scratch'")
+    if vocab is None:
+        raise ValueError("the scratch encoder needs the training vocabulary (vocab=...)")
+    s = t.scratch
+    width = hidden or s.hidden
+    model_cfg = EncoderConfig(hidden=width, layers=layers or s.layers, heads=s.heads,
+                              intermediate=s.intermediate * width // s.hidden, max_positions=max(t.max_length, 8),
+                              dropout=s.dropout, n_classes=n_classes, **scratch_vocabulary_ids(vocab))
+
+    def build():
+        return TransformerClassifier(model_cfg)
+
+    train_cfg = TransformerTrainConfig(epochs=s.epochs, batch_size=t.batch_size, lr=s.lr, weight_decay=t.weight_decay,
+                                       warmup_fraction=t.warmup_fraction, patience=t.patience)
+    return build, train_cfg, {"kind": kind, "model": model_cfg}
 
 
 # ----- performance ---------------------------------------------------------------------
