@@ -41,10 +41,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from aine_lib.experiments.transformers import TrainedTransformer, TransformerStudy, _batches
+from aine_lib.experiments.transformers import TrainedTransformer, TransformerStudy, _batches, content_positions
 from aine_lib.metrics.bootstrap import bootstrap_ci
 from aine_lib.metrics.rank import kendall_tau_top_k
-from aine_lib.models.transformer_training import EncodedSplit
+from aine_lib.models.transformer_training import EncodedSplit, predict_probabilities
 
 
 def _split(study: TransformerStudy, m: TrainedTransformer, split: str, cap: int | None = None,
@@ -54,21 +54,6 @@ def _split(study: TransformerStudy, m: TrainedTransformer, split: str, cap: int 
         return enc
     rows = sorted(np.random.default_rng(seed).choice(len(enc), size=cap, replace=False).tolist())
     return EncodedSplit([enc.ids[i] for i in rows], [enc.labels[i] for i in rows], [enc.word_index[i] for i in rows])
-
-
-@torch.no_grad()
-def _probabilities(model, split: EncodedSplit, device, head_mask: torch.Tensor | None = None,
-                   batch_size: int = 32) -> np.ndarray:
-    """``[N, C]`` class probabilities of every row of ``split`` (eval mode)."""
-    model.eval()
-    out = []
-    for start in range(0, len(split), batch_size):
-        from aine_lib.models.training import collate
-
-        b = collate(split.ids[start:start + batch_size], split.labels[start:start + batch_size]).to(device)
-        logits = model(b.ids, b.mask, head_mask=None if head_mask is None else head_mask.to(device)).logits
-        out.append(torch.softmax(logits.float(), -1).cpu().numpy())
-    return np.concatenate(out)
 
 
 def _head_grid(model) -> list[tuple[int, int]]:
@@ -86,7 +71,7 @@ def ablation_effects(study: TransformerStudy, m: TrainedTransformer, split: str 
     def compute() -> pd.DataFrame:
         from tqdm.auto import tqdm
 
-        full = _probabilities(m.model, enc, study.device)
+        full = predict_probabilities(m.model, enc, study.device)
         pred = full.argmax(1)
         labels = np.asarray(enc.labels)
         rows = [pd.DataFrame({"layer": -1, "head": -1, "example": np.arange(len(enc)),
@@ -95,7 +80,7 @@ def ablation_effects(study: TransformerStudy, m: TrainedTransformer, split: str 
                                 disable=not study.progress, leave=False):
             mask = torch.ones(m.model.cfg.layers, m.model.cfg.heads)
             mask[layer, head] = 0.0
-            p = _probabilities(m.model, enc, study.device, mask)
+            p = predict_probabilities(m.model, enc, study.device, head_mask=mask)
             rows.append(pd.DataFrame({"layer": layer, "head": head, "example": np.arange(len(enc)),
                                       "p_pred": p[np.arange(len(enc)), pred], "correct": p.argmax(1) == labels}))
         return pd.concat(rows, ignore_index=True)
@@ -126,8 +111,7 @@ def head_importance(study: TransformerStudy, m: TrainedTransformer, loo_scores: 
     effects = ablation_effects(study, m)
     full = effects[effects["layer"] == -1].set_index("example")
     att = cls_attention(study, m)
-    positions = [np.asarray([i for i, w in enumerate(words) if w >= 0])
-                 for words in study.encoded(m.dataset, m.kind)["analysis"].word_index]
+    positions = content_positions(study.encoded(m.dataset, m.kind)["analysis"])
     grid = _head_grid(m.model)
     taus = np.full((len(att), len(grid)), np.nan)
     entropy = np.full((len(att), len(grid)), np.nan)
@@ -185,7 +169,8 @@ def pruning_curve(study: TransformerStudy, m: TrainedTransformer, steps: int = 8
                 mask = torch.ones(m.model.cfg.layers, m.model.cfg.heads)
                 for layer, head in heads[:n]:
                     mask[layer, head] = 0.0
-                correct = (_probabilities(m.model, test, study.device, mask).argmax(1) == labels).astype(float)
+                predicted = predict_probabilities(m.model, test, study.device, head_mask=mask).argmax(1)
+                correct = (predicted == labels).astype(float)
                 lo, hi = bootstrap_ci(correct, seed=seed)
                 rows.append({"dataset": m.dataset, "model": m.kind, "seed": m.seed, "order": order,
                              "heads_pruned": n, "fraction_pruned": n / len(grid), "accuracy": float(correct.mean()),
@@ -260,7 +245,7 @@ def choose_neurons(study: TransformerStudy, m: TrainedTransformer, n: int = 4) -
     model's predicted classes best (largest |standardised mean difference| on the dev rows)."""
     dev = _split(study, m, "dev", 500, seed=study.cfg.seed)
     states = cls_states(study, m, dev)[:, -1]
-    pred = _probabilities(m.model, dev, study.device).argmax(1)
+    pred = predict_probabilities(m.model, dev, study.device).argmax(1)
     if len(set(pred.tolist())) < 2:
         effect = np.abs(states.mean(0)) / (states.std(0) + 1e-9)
     else:
@@ -490,10 +475,6 @@ def seq2seq_head_importance(study, m, seed: int = 0) -> pd.DataFrame:
 
 # ----- ensembles ----------------------------------------------------------------------------------------
 
-def _content(split: EncodedSplit) -> list[np.ndarray]:
-    return [np.asarray([i for i, w in enumerate(words) if w >= 0]) for words in split.word_index]
-
-
 def explanation_ensembles(scores: dict[str, dict], members: tuple[str, ...], split: EncodedSplit) -> dict[str, dict]:
     """Two ensembles of ``members`` as new methods (same result shape as an attribution method):
 
@@ -511,7 +492,7 @@ def explanation_ensembles(scores: dict[str, dict], members: tuple[str, ...], spl
         raise ValueError(f"an ensemble needs at least 2 members, got {list(members)}")
     from scipy.stats import rankdata
 
-    positions = _content(split)
+    positions = content_positions(split)
     target = scores[members[0]]["target"]
     mean_scores, rank_scores = [], []
     for i, pos in enumerate(positions):
@@ -542,7 +523,7 @@ def seed_stability(study: TransformerStudy, dataset: str, kind: str, seeds: tupl
         raise ValueError(f"seed stability needs at least 2 seeds, got {list(seeds)}")
     models = [study.train(dataset, kind, s) for s in seeds]
     per_seed = [attributions(study, m, methods) for m in models]
-    positions = _content(study.encoded(dataset, kind)["analysis"])
+    positions = content_positions(study.encoded(dataset, kind)["analysis"])
     pairs = [(a, b) for a in range(len(seeds)) for b in range(a + 1, len(seeds))]
     rows = []
     for method in methods:
@@ -578,11 +559,10 @@ def ensemble_vs_best_member(per_instance: pd.DataFrame, members: tuple[str, ...]
     missing = [m for m in (*members, *ensembles) if m not in set(per_instance["method"])]
     if missing:
         raise ValueError(f"no faithfulness rows for {missing}; score the members and the ensembles first")
-    per_example = (per_instance.groupby(["dataset", "model", "mode", "method", "example"], sort=False)
-                   [["comprehensiveness", "sufficiency"]].mean().reset_index())
+    from aine_lib.experiments.transformers import per_example_aopc
+
     rows = []
-    for (dataset, model, mode), g in per_example.groupby(["dataset", "model", "mode"], sort=False):
-        wide = g.pivot(index="example", columns="method", values=["comprehensiveness", "sufficiency"])
+    for (dataset, model, mode), wide in per_example_aopc(per_instance):
         for metric, sign in (("comprehensiveness", 1.0), ("sufficiency", -1.0)):
             table = wide[metric]
             means = table[list(members)].mean()

@@ -350,10 +350,14 @@ def faithfulness_table(per_instance: pd.DataFrame, seed: int = 0) -> pd.DataFram
 
 # ----- agreement: layers and heads, methods, plausibility -----------------------------------------
 
+def content_positions(split: EncodedSplit) -> list[np.ndarray]:
+    """Per example of ``split``, the positions of real non-special tokens."""
+    return [np.asarray([i for i, w in enumerate(words) if w >= 0]) for words in split.word_index]
+
+
 def _content_positions(study: TransformerStudy, m: TrainedTransformer) -> list[np.ndarray]:
     """Per analysis example, the positions of real non-special tokens."""
-    split = study.encoded(m.dataset, m.kind)["analysis"]
-    return [np.asarray([i for i, w in enumerate(words) if w >= 0]) for words in split.word_index]
+    return content_positions(study.encoded(m.dataset, m.kind)["analysis"])
 
 
 def layer_head_agreement(study: TransformerStudy, m: TrainedTransformer, reference: dict,
@@ -481,6 +485,15 @@ def chosen_examples(study: TransformerStudy, m: TrainedTransformer, scores: dict
     return out
 
 
+def per_example_aopc(per_instance: pd.DataFrame):
+    """Per (dataset, model, mode): a wide table of each example's AOPC (the mean over fractions) with columns
+    (``comprehensiveness`` | ``sufficiency``, method) -- what paired comparisons between methods read."""
+    per_example = (per_instance.groupby(["dataset", "model", "mode", "method", "example"], sort=False)
+                   [["comprehensiveness", "sufficiency"]].mean().reset_index())
+    for key, g in per_example.groupby(["dataset", "model", "mode"], sort=False):
+        yield key, g.pivot(index="example", columns="method", values=["comprehensiveness", "sufficiency"])
+
+
 def versus_random(per_instance: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     """``tables/faithfulness_vs_random.csv``: each method's AOPC minus the random method's, *paired* by example.
 
@@ -488,11 +501,8 @@ def versus_random(per_instance: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     ``sufficiency_gain`` = AOPC suff(random) - AOPC suff(method) (> 0 is better).
     Bootstrap CIs of the mean paired difference; ``beats_random`` when a CI lies above 0.
     """
-    per_example = (per_instance.groupby(["dataset", "model", "mode", "method", "example"], sort=False)
-                   [["comprehensiveness", "sufficiency"]].mean().reset_index())
     rows = []
-    for (dataset, model, mode), g in per_example.groupby(["dataset", "model", "mode"], sort=False):
-        wide = g.pivot(index="example", columns="method", values=["comprehensiveness", "sufficiency"])
+    for (dataset, model, mode), wide in per_example_aopc(per_instance):
         if "random" not in wide["comprehensiveness"]:
             continue
         for method in wide["comprehensiveness"].columns:

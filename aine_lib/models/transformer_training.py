@@ -104,15 +104,18 @@ def encode_words(df: pd.DataFrame, vocab: Vocabulary, max_length: int) -> Encode
 # ----- prediction -----------------------------------------------------------------
 
 @torch.no_grad()
-def predict_probabilities(model: torch.nn.Module, split: EncodedSplit, device, batch_size: int = 64) -> np.ndarray:
-    """``[N, C]`` softmax outputs in the split's order (batched by length)."""
+def predict_probabilities(model: torch.nn.Module, split: EncodedSplit, device, batch_size: int = 64,
+                          head_mask: torch.Tensor | None = None) -> np.ndarray:
+    """``[N, C]`` softmax outputs in the split's order (batched by length); ``head_mask [layers, heads]``
+    scales each head's output (0 ablates it)."""
     was = model.training
     model.eval()
     out: list[np.ndarray | None] = [None] * len(split)
     try:
         for rows, batch in _ordered_batches(split.ids, split.labels, batch_size):
             batch = batch.to(device)
-            probs = torch.softmax(model(batch.ids, batch.mask).logits.float(), -1).cpu().numpy()
+            kwargs = {} if head_mask is None else {"head_mask": head_mask.to(device)}
+            probs = torch.softmax(model(batch.ids, batch.mask, **kwargs).logits.float(), -1).cpu().numpy()
             for j, i in enumerate(rows):
                 out[i] = probs[j]
     finally:
