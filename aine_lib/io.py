@@ -205,7 +205,34 @@ def git_commit(root: Path) -> str:
     return head + ("+dirty" if status else "")
 
 
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock on ``path`` + ``.lock`` (POSIX; a no-op where ``fcntl`` is missing).
+
+    Two notebook chains run at once (say, 08-10 and 11-13 in two shells) both
+    read-modify-write the same manifest; without the lock one save can drop
+    the other's entry.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def _update_manifest(manifest: Path, key: str, record: dict) -> None:
+    with _locked(manifest):
+        _update_manifest_unlocked(manifest, key, record)
+
+
+def _update_manifest_unlocked(manifest: Path, key: str, record: dict) -> None:
     entries = {}
     if manifest.exists():
         try:

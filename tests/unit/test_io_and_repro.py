@@ -1,5 +1,6 @@
 import json
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -94,6 +95,24 @@ def test_manifest_that_is_not_json_is_not_overwritten(tiny_config, tmp_path):
     with pytest.raises(RuntimeError, match="git checkout"):
         RunContext(cfg, notebook="x", device="cpu").save_table(pd.DataFrame({"a": [1]}), "t")
     assert (cfg.tables_dir / "manifest.json").read_text() == "{broken"
+
+
+def _hammer_manifest(args):
+    from aine_lib.io import _update_manifest
+
+    path, worker = args
+    for i in range(200):
+        _update_manifest(Path(path), f"w{worker}_{i}", {"i": i})
+
+
+def test_concurrent_manifest_saves_keep_every_entry(tmp_path):
+    """Two chains writing one manifest at once: no save drops another's entry."""
+    import multiprocessing
+
+    path = tmp_path / "manifest.json"
+    with multiprocessing.get_context("spawn").Pool(3) as pool:
+        pool.map(_hammer_manifest, [(str(path), w) for w in range(3)])
+    assert len(json.loads(path.read_text())) == 600
 
 
 def test_output_names_are_checked(tiny_config, tmp_path):
