@@ -323,10 +323,14 @@ def erasure_boxplots(per_instance: pd.DataFrame) -> plt.Figure:
         ax.set_xlabel("")
         ax.tick_params(axis="x", labelsize=6, rotation=20)
         ax.set_ylabel("fraction erased until the decision flips" if ax is axes[0] else "")
-    if axes[0].get_legend() is not None:
-        axes[0].legend(fontsize=6, title="order", title_fontsize=6, ncol=4, loc="lower left",
-                       bbox_to_anchor=(0.0, 1.08))
-    fig.tight_layout()
+    top = 1.0
+    if axes[0].get_legend() is not None:   # one legend above the panels, clear of the titles
+        handles, labels = axes[0].get_legend_handles_labels()
+        axes[0].get_legend().remove()
+        fig.legend(handles, labels, fontsize=7, title="order", title_fontsize=7, ncol=len(labels),
+                   loc="upper center", frameon=False)
+        top = 1.0 - 0.5 / fig.get_figheight()
+    fig.tight_layout(rect=(0, 0, 1, top))
     return fig
 
 
