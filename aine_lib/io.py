@@ -135,6 +135,15 @@ class ResultCache:
             raise ValueError(f"cache namespace must be a plain name such as 'models', got {namespace!r}")
         return self.root / namespace / f"{params_key(params)}.{suffix}"
 
+    def partial(self, namespace: str, params: Any, suffix: str = "pkl") -> Path:
+        """Where a long computation of this entry may keep its resumable state (``<entry>.partial``).
+
+        Never returned by :meth:`get_or_compute`; the computation that wrote it deletes it once the entry
+        is stored (see :func:`aine_lib.models.seq2seq_training.train_seq2seq`'s ``checkpoint``).
+        """
+        entry = self.entry(namespace, params, suffix)
+        return entry.with_name(entry.name + ".partial")
+
     def _sidecar(self, entry: Path) -> Path:
         return entry.with_suffix(entry.suffix + ".json")
 

@@ -193,12 +193,17 @@ class Seq2SeqStudy:
 
         alignments = [e.alignment for e in data.splits["train"]]
 
+        # a killed run (the Bible models take hours on 2 CPU cores) resumes from its last finished epoch
+        partial = self.cache.partial("seq2seq_models", params, suffix="pt")
+
         def compute():
             return train_seq2seq(model, train, dev, train_cfg, seed, self.device, progress=self.progress,
-                                 train_alignments=alignments if variant == "supervised" else None)
+                                 train_alignments=alignments if variant == "supervised" else None,
+                                 checkpoint=partial)
 
         result = self.cache.get_or_compute("seq2seq_models", params, compute, save=_save_result, load=_load_result,
                                            suffix="pt")
+        partial.unlink(missing_ok=True)
         model.load_state_dict(result.state_dict)
         model.eval()
         return TrainedSeq2Seq(task, seed, model, result.history, result.best_epoch, variant)

@@ -9,7 +9,9 @@ epoch with the lowest dev loss is kept.
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -155,13 +157,21 @@ def alignment_loss(cross: torch.Tensor, links: list[list[tuple[int, int]]], tgt_
 
 def train_seq2seq(model: Seq2SeqTransformer, train: list[tuple[list[int], list[int]]],
                   dev: list[tuple[list[int], list[int]]], cfg: Seq2SeqTrainConfig, seed: int, device,
-                  progress: bool = False, train_alignments: list[list[tuple[int, int]]] | None = None
-                  ) -> TrainResult:
+                  progress: bool = False, train_alignments: list[list[tuple[int, int]]] | None = None,
+                  checkpoint: str | Path | None = None) -> TrainResult:
     """Teacher-forced training; keeps the epoch with the lowest dev loss (no label smoothing on dev).
 
     With ``cfg.align_weight > 0``, ``train_alignments`` (one list of
     ``(target, source)`` links per pair) supervise cross-attention head
     ``cfg.align_head`` of decoder layer ``cfg.align_layer``.
+
+    ``checkpoint``: a file written (atomically) after every epoch with the
+    weights, optimiser, schedule, random-number states, history and best
+    epoch so far. If it exists when training starts, training resumes after
+    its last epoch and ends with the same weights as an uninterrupted run
+    (on the same device and thread count). The caller owns the file: it
+    should be keyed by everything that defines the run, and deleted once the
+    result is stored. An unreadable checkpoint is ignored with a warning.
     """
     if cfg.align_weight > 0 and (train_alignments is None or len(train_alignments) != len(train)):
         raise ValueError("align_weight > 0 needs train_alignments: one list of (target, source) links per pair")
@@ -173,7 +183,15 @@ def train_seq2seq(model: Seq2SeqTransformer, train: list[tuple[list[int], list[i
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimiser, lambda step: noam_rate(step + 1, model.cfg.d_model, cfg.warmup_steps, cfg.lr_scale))
     rows, best = [], BestEpoch(cfg.patience, higher_is_better=False)
-    for epoch in tqdm(range(1, cfg.epochs + 1), desc="epochs", disable=not progress, leave=False):
+    start, stopped = 1, False
+    if checkpoint is not None and Path(checkpoint).exists():
+        resumed = _load_checkpoint(Path(checkpoint), model, optimiser, scheduler, gen, best)
+        if resumed is not None:
+            rows, last_epoch, stopped = resumed
+            start = last_epoch + 1
+    epochs = range(start, cfg.epochs + 1) if not stopped else range(0)
+    for epoch in tqdm(epochs, desc="epochs", disable=not progress, leave=False, initial=start - 1,
+                      total=cfg.epochs):
         started = time.perf_counter()
         model.train()
         order = torch.randperm(len(train), generator=gen).tolist()
@@ -203,10 +221,52 @@ def train_seq2seq(model: Seq2SeqTransformer, train: list[tuple[list[int], list[i
         d = dev_loss(model, dev, device)
         rows.append({"epoch": epoch, "train_loss": total / tokens, "dev_loss": d,
                      "seconds": time.perf_counter() - started, "train_tokens": tokens})
-        if best.update(epoch, d, model):
+        stop = best.update(epoch, d, model)
+        if checkpoint is not None:
+            _save_checkpoint(Path(checkpoint), model, optimiser, scheduler, gen, best, rows, epoch, stop)
+        if stop:
             break
     best.restore(model)
     return TrainResult(best.state, best.epoch, pd.DataFrame(rows))
+
+
+def _rng_states() -> dict:
+    states = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def _save_checkpoint(path: Path, model, optimiser, scheduler, gen: torch.Generator, best: BestEpoch,
+                     rows: list[dict], epoch: int, stopped: bool) -> None:
+    from aine_lib.io import atomic_write
+
+    blob = {"format": 1, "epoch": epoch, "stopped": bool(stopped), "rows": rows,
+            "model": model.state_dict(), "optimiser": optimiser.state_dict(), "scheduler": scheduler.state_dict(),
+            "generator": gen.get_state(), "rng": _rng_states(),
+            "best": {"score": best.score, "epoch": best.epoch, "state": best.state}}
+    with atomic_write(path) as tmp:
+        torch.save(blob, tmp)
+
+
+def _load_checkpoint(path: Path, model, optimiser, scheduler, gen: torch.Generator, best: BestEpoch):
+    """Restore everything ``_save_checkpoint`` wrote; ``(rows, epoch, stopped)``, or None if unreadable."""
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=False)
+        if blob.get("format") != 1:
+            raise ValueError(f"unknown checkpoint format {blob.get('format')!r}")
+        model.load_state_dict(blob["model"])
+        optimiser.load_state_dict(blob["optimiser"])
+        scheduler.load_state_dict(blob["scheduler"])
+    except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint means: start afresh
+        warnings.warn(f"ignoring training checkpoint {path} ({exc}); training from the first epoch", stacklevel=3)
+        return None
+    gen.set_state(blob["generator"])
+    torch.set_rng_state(blob["rng"]["torch"])
+    if "cuda" in blob["rng"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(blob["rng"]["cuda"])
+    best.score, best.epoch, best.state = blob["best"]["score"], blob["best"]["epoch"], blob["best"]["state"]
+    return blob["rows"], int(blob["epoch"]), bool(blob["stopped"])
 
 
 def exact_match(predicted: Sequence[Sequence[int]], reference: Sequence[Sequence[int]]) -> float:

@@ -193,3 +193,38 @@ def test_alignment_loss_is_minimal_at_the_gold_alignment():
     assert float(alignment_loss(gold, [[]], mask)) == 0.0           # no links: nothing supervised
     with pytest.raises(ValueError, match="train_alignments"):
         train_seq2seq(tiny(), [([5], [6])], [([5], [6])], Seq2SeqTrainConfig(epochs=1, align_weight=1.0), 0, "cpu")
+
+
+def test_killed_training_resumes_from_its_checkpoint_with_the_same_weights(tmp_path):
+    """Four epochs straight == two epochs, a 'kill', then a resumed run (dropout on, so RNG state matters)."""
+    examples = make_task("reverse", 40, seed=1, min_len=3, max_len=6)
+    vocab = TokenVocabulary.build([e.source for e in examples])
+    pairs = [(vocab.encode(e.source), vocab.encode(e.target)) for e in examples]
+    model_cfg = Seq2SeqConfig(src_vocab=len(vocab), tgt_vocab=len(vocab), d_model=16, heads=2, encoder_layers=1,
+                              decoder_layers=1, d_ff=32, dropout=0.2, max_len=16)
+
+    def cfg(epochs):
+        return Seq2SeqTrainConfig(epochs=epochs, batch_size=8, warmup_steps=10, lr_scale=1.0,
+                                  label_smoothing=0.1, patience=None)
+
+    torch.manual_seed(0)
+    straight = train_seq2seq(Seq2SeqTransformer(model_cfg), pairs, pairs[:10], cfg(4), seed=3, device="cpu")
+
+    ckpt = tmp_path / "run.pt.partial"
+    torch.manual_seed(0)
+    train_seq2seq(Seq2SeqTransformer(model_cfg), pairs, pairs[:10], cfg(2), seed=3, device="cpu", checkpoint=ckpt)
+    assert ckpt.exists()
+    torch.manual_seed(99)   # another initialisation and RNG state: only the checkpoint can make the runs agree
+    resumed = train_seq2seq(Seq2SeqTransformer(model_cfg), pairs, pairs[:10], cfg(4), seed=3, device="cpu",
+                            checkpoint=ckpt)
+    assert resumed.best_epoch == straight.best_epoch
+    assert resumed.history["epoch"].tolist() == [1, 2, 3, 4]
+    assert resumed.history["dev_loss"].tolist() == pytest.approx(straight.history["dev_loss"].tolist(), abs=1e-6)
+    for name, tensor in straight.state_dict.items():
+        torch.testing.assert_close(resumed.state_dict[name], tensor, rtol=0, atol=1e-6)
+
+    ckpt.write_bytes(b"not a checkpoint")
+    with pytest.warns(UserWarning, match="ignoring training checkpoint"):
+        fresh = train_seq2seq(Seq2SeqTransformer(model_cfg), pairs, pairs[:10], cfg(1), seed=3, device="cpu",
+                              checkpoint=ckpt)
+    assert fresh.history["epoch"].tolist() == [1]
