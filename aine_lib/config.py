@@ -212,6 +212,9 @@ class TransformerStudyConfig:
     patience: int | None = 1
     scratch: ScratchTransformerConfig = field(default_factory=ScratchTransformerConfig)
     max_analysis_examples: int | None = 500
+    # per-data-set caps that replace max_analysis_examples (say {newsgroups: 200}: LOO, occlusion and the
+    # deletion curves cost about length^2 per example, and 20News posts are ~5x longer than SST sentences)
+    analysis_examples: Mapping[str, int] = field(default_factory=dict)
     fractions: tuple[float, ...] = (0.01, 0.05, 0.1, 0.2, 0.5)
     deletion_modes: tuple[FaithfulnessMode, ...] = ("remove", "mask", "attention_mask")
     ig_steps: int = 32
@@ -235,6 +238,12 @@ class TransformerStudyConfig:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ConfigError(f"transformer.{name} must be a positive integer or null, got {value}")
+        for name, cap in self.analysis_examples.items():
+            if name not in typing.get_args(DatasetName):
+                raise ConfigError(f"transformer.analysis_examples: unknown data set {name!r}; "
+                                  f"use one of {list(typing.get_args(DatasetName))}")
+            if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
+                raise ConfigError(f"transformer.analysis_examples.{name} must be a positive integer, got {cap!r}")
 
 
 TransductionTask = Literal["copy", "reverse", "mapping", "date", "bible"]

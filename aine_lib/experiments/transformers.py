@@ -116,7 +116,8 @@ class TransformerStudy:
 
     def analysis_rows(self, name: str) -> list[int]:
         n = len(self.data(name).test)
-        cap = self.cfg.transformer.max_analysis_examples
+        t = self.cfg.transformer
+        cap = t.analysis_examples.get(name, t.max_analysis_examples)
         if cap is None or n <= cap:
             return list(range(n))
         rng = np.random.default_rng(self.cfg.seed)

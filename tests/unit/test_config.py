@@ -80,3 +80,13 @@ def test_data_dir_env_overrides_root(tiny_config, monkeypatch, tmp_path):
 def test_config_to_dict_is_plain(tiny_config):
     d = config_to_dict(load_config(tiny_config()))
     assert d["data"]["planted"]["n_train"] == 60 and "source" not in d
+
+
+def test_per_dataset_analysis_caps_are_checked():
+    from aine_lib.config import TransformerStudyConfig
+
+    assert dict(TransformerStudyConfig(analysis_examples={"newsgroups": 200}).analysis_examples) == {"newsgroups": 200}
+    with pytest.raises(ConfigError, match="unknown data set 'imdb'"):
+        TransformerStudyConfig(analysis_examples={"imdb": 3})
+    with pytest.raises(ConfigError, match="positive integer"):
+        TransformerStudyConfig(analysis_examples={"sst": 0})
