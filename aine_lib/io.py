@@ -238,21 +238,17 @@ def _locked(path: Path) -> Iterator[None]:
 
 def _update_manifest(manifest: Path, key: str, record: dict) -> None:
     with _locked(manifest):
-        _update_manifest_unlocked(manifest, key, record)
-
-
-def _update_manifest_unlocked(manifest: Path, key: str, record: dict) -> None:
-    entries = {}
-    if manifest.exists():
-        try:
-            entries = json.loads(manifest.read_text())
-        except json.JSONDecodeError as exc:
-            raise RuntimeError(
-                f"{manifest} is not valid JSON ({exc}); restore it from git (`git checkout -- {manifest}`) "
-                "or delete it to start a new one"
-            ) from exc
-    entries[key] = record
-    atomic_write_bytes(manifest, (json.dumps(entries, indent=1, sort_keys=True) + "\n").encode())
+        entries = {}
+        if manifest.exists():
+            try:
+                entries = json.loads(manifest.read_text())
+            except json.JSONDecodeError as exc:
+                raise RuntimeError(
+                    f"{manifest} is not valid JSON ({exc}); restore it from git (`git checkout -- {manifest}`) "
+                    "or delete it to start a new one"
+                ) from exc
+        entries[key] = record
+        atomic_write_bytes(manifest, (json.dumps(entries, indent=1, sort_keys=True) + "\n").encode())
 
 
 class RunContext:

@@ -183,9 +183,10 @@ def train_seq2seq(model: Seq2SeqTransformer, train: list[tuple[list[int], list[i
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimiser, lambda step: noam_rate(step + 1, model.cfg.d_model, cfg.warmup_steps, cfg.lr_scale))
     rows, best = [], BestEpoch(cfg.patience, higher_is_better=False)
+    checkpoint = None if checkpoint is None else Path(checkpoint)
     start, stopped = 1, False
-    if checkpoint is not None and Path(checkpoint).exists():
-        resumed = _load_checkpoint(Path(checkpoint), model, optimiser, scheduler, gen, best)
+    if checkpoint is not None and checkpoint.exists():
+        resumed = _load_checkpoint(checkpoint, model, optimiser, scheduler, gen, best)
         if resumed is not None:
             rows, last_epoch, stopped = resumed
             start = last_epoch + 1
@@ -223,7 +224,7 @@ def train_seq2seq(model: Seq2SeqTransformer, train: list[tuple[list[int], list[i
                      "seconds": time.perf_counter() - started, "train_tokens": tokens})
         stop = best.update(epoch, d, model)
         if checkpoint is not None:
-            _save_checkpoint(Path(checkpoint), model, optimiser, scheduler, gen, best, rows, epoch, stop)
+            _save_checkpoint(checkpoint, model, optimiser, scheduler, gen, best, rows, epoch, stop)
         if stop:
             break
     best.restore(model)
