@@ -585,6 +585,11 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     if origin in (Mapping, dict, collections.abc.Mapping) or tp in (dict, Mapping):
         if not isinstance(value, Mapping):
             raise bad
+        args = typing.get_args(tp)
+        if len(args) == 2:   # Mapping[K, V]: every key and value checked like a field of its own
+            key_tp, value_tp = args
+            value = {_coerce(k, key_tp, f"{key} key {k!r}"): _coerce(v, value_tp, f"{key}.{k}")
+                     for k, v in value.items()}
         return types.MappingProxyType(dict(value))
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, Mapping):
@@ -635,7 +640,7 @@ def build_dataclass(cls: type, values: Mapping[str, Any], prefix: str = "") -> A
 def _deep_merge(base: dict, overrides: Mapping[str, Any]) -> dict:
     out = dict(base)
     for key, value in overrides.items():
-        if "." in key:  # dotted override: data.max_train_examples=100
+        if isinstance(key, str) and "." in key:  # dotted override: data.max_train_examples=100
             head, rest = key.split(".", 1)
             value = {rest: value}
             key = head

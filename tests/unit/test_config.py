@@ -47,6 +47,10 @@ def test_unknown_nested_key_names_its_section(tiny_config):
     ({"seq2seq.bible.d_model": 100, "seq2seq.bible.heads": 3}, "seq2seq.bible.d_model (100) must be divisible"),
     ({"seq2seq.bible.vocab_size": 50}, "seq2seq.bible.vocab_size must be >= 100"),
     ({"seq2seq.bible.seeds": []}, "seq2seq.bible.seeds must be a non-empty list"),
+    # a mapping's keys and values are checked like fields of their own
+    ({"transformer.analysis_examples": {"sst": "ten"}}, "transformer.analysis_examples.sst: got 'ten', expected int"),
+    ({"transformer.analysis_examples": {"sst": True}}, "transformer.analysis_examples.sst: got True"),
+    ({"transformer.analysis_examples": {1: 10}}, "transformer.analysis_examples key 1: got 1, expected str"),
 ])
 def test_bad_values_are_rejected_with_the_key(tiny_config, override, fragment):
     with pytest.raises(ConfigError) as err:
