@@ -169,12 +169,18 @@ class ResultCache:
         suffix: str = "pkl",
     ) -> Any:
         entry = self.entry(namespace, params, suffix)
-        if entry.exists():
-            if self._valid(entry):
-                return load(entry)
-            warnings.warn(f"cache entry {entry} does not match its checksum; recomputing it", stacklevel=2)
-        result = compute()
-        self.put(namespace, params, result, save=save, suffix=suffix)
+        if entry.exists() and self._valid(entry):
+            return load(entry)
+        # Two processes sharing the cache (two notebook chains, the scaling executors' workers) that need the
+        # same missing entry: the first computes it under an advisory lock (root/.locks/<namespace>/<key>), the
+        # others wait and then read its result instead of computing it again.
+        with _locked(self.root / ".locks" / namespace / entry.name):
+            if entry.exists():
+                if self._valid(entry):
+                    return load(entry)
+                warnings.warn(f"cache entry {entry} does not match its checksum; recomputing it", stacklevel=2)
+            result = compute()
+            self.put(namespace, params, result, save=save, suffix=suffix)
         return result
 
     def put(self, namespace: str, params: Any, result: Any, *,
@@ -220,7 +226,8 @@ def _locked(path: Path) -> Iterator[None]:
 
     Two notebook chains run at once (say, 08-10 and 11-13 in two shells) both
     read-modify-write the same manifest; without the lock one save can drop
-    the other's entry.
+    the other's entry. :meth:`ResultCache.get_or_compute` holds it while it
+    computes a missing entry, so a second process waits for that result.
     """
     try:
         import fcntl

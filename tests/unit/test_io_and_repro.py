@@ -115,6 +115,31 @@ def test_concurrent_manifest_saves_keep_every_entry(tmp_path):
     assert len(json.loads(path.read_text())) == 600
 
 
+def _compute_once(args):
+    import time
+
+    root, log = args
+
+    def compute():
+        with open(log, "a") as f:
+            f.write("computed\n")
+        time.sleep(0.5)   # long enough that every worker misses the entry before the first one stores it
+        return {"value": 42}
+
+    return ResultCache(root).get_or_compute("ns", {"x": 1}, compute)
+
+
+def test_processes_needing_one_missing_entry_compute_it_once(tmp_path):
+    """Two chains (or executor workers) asking for the same missing entry: one computes, the others wait."""
+    import multiprocessing
+
+    log = tmp_path / "computed.log"
+    with multiprocessing.get_context("spawn").Pool(3) as pool:
+        results = pool.map(_compute_once, [(str(tmp_path / "cache"), str(log))] * 3)
+    assert results == [{"value": 42}] * 3
+    assert log.read_text().count("computed") == 1
+
+
 def test_output_names_are_checked(tiny_config, tmp_path):
     cfg = load_config(tiny_config(), overrides={"output_dir": str(tmp_path)})
     with pytest.raises(ValueError, match="no suffix"):
