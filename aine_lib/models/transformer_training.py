@@ -129,7 +129,8 @@ def evaluate_split(model: torch.nn.Module, split: EncodedSplit, device, batch_si
     predicted = predict_probabilities(model, split, device, batch_size).argmax(-1)
     gold = np.asarray(split.labels)
     return {"accuracy": float((predicted == gold).mean()),
-            "f1": float(f1_score(gold, predicted, average="macro", zero_division=0)), "n": int(len(gold))}
+            "f1": float(f1_score(gold, predicted, average="macro", zero_division=0)), "n": int(len(gold)),
+            "correct": predicted == gold}
 
 
 # ----- training ---------------------------------------------------------------------

@@ -102,7 +102,9 @@ def test_head_importance_and_pruning_on_a_trained_model(study, trained):
     assert (table["prob_drop_ci_low"] <= table["prob_drop"]).all() and (table["prob_drop"] <= table["prob_drop_ci_high"]).all()
 
     curve = ins.pruning_curve(study, trained, steps=2, cap=50)
-    full = tr.performance(study)["test_accuracy"].iloc[0]
+    perf = tr.performance(study).iloc[0]
+    full = perf["test_accuracy"]
+    assert perf["test_accuracy_ci_low"] <= full <= perf["test_accuracy_ci_high"]
     start = curve[curve["heads_pruned"] == 0]
     assert np.allclose(start["accuracy"], full)                       # nothing pruned: the model itself
     end = curve[curve["heads_pruned"] == cfg.layers * cfg.heads]
