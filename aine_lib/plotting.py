@@ -336,11 +336,18 @@ def erasure_boxplots(per_instance: pd.DataFrame) -> plt.Figure:
 
 # ----- Transformer explanations (notebooks 08-10) ---------------------------------------------
 
+#: A heat-map row whose largest |score| is below this is drawn as zeros: scaling it by its own maximum would
+#: paint floating-point noise (a leave-one-out of 1e-9 when the prediction does not move) in full colour.
+NEGLIGIBLE_SCORE = 1e-6
+
+
 def attribution_heatmaps(examples: list[dict], methods: list[str]) -> plt.Figure:
     """One panel per example: rows = methods, columns = tokens; each row scaled by its max |score|.
 
-    ``examples[i]`` has ``tokens`` (list of str), ``scores`` ({method: array}), ``title`` and optionally
-    ``rationale`` (0/1 per token, drawn as an extra row).
+    Each row's label ends with that maximum, so rows of very different size can be told apart; a row whose
+    maximum is below :data:`NEGLIGIBLE_SCORE` is drawn white and labelled "all ~ 0". ``examples[i]`` has
+    ``tokens`` (list of str), ``scores`` ({method: array}), ``title`` and optionally ``rationale`` (0/1 per
+    token, drawn as an extra row).
     """
     n = len(examples)
     widths = [max(len(e["tokens"]), 4) for e in examples]
@@ -351,9 +358,13 @@ def attribution_heatmaps(examples: list[dict], methods: list[str]) -> plt.Figure
         rows, labels = [], []
         for method in methods:
             s = np.asarray(ex["scores"][method], dtype=float)
-            m = np.abs(s).max()
-            rows.append(s / m if m > 0 else s)
-            labels.append(method)
+            m = float(np.abs(s).max()) if s.size else 0.0
+            if m < NEGLIGIBLE_SCORE:
+                rows.append(np.zeros_like(s))
+                labels.append(f"{method} (all ~ 0)")
+            else:
+                rows.append(s / m)
+                labels.append(f"{method} (max {m:.2g})")
         if ex.get("rationale") is not None:
             rows.append(np.asarray(ex["rationale"], dtype=float))
             labels.append("TRUE rationale")

@@ -160,3 +160,19 @@ def test_random_and_sampled_methods_are_deterministic_per_example():
         m = get_method(name, model, **FAST.get(name, {}))
         a, b = m.attribute(batch, target), m.attribute(batch, target)
         assert torch.equal(a, b), name
+
+
+def test_heatmap_rows_show_their_scale_and_draw_numerical_zeros_white():
+    """Each row is scaled by its own maximum; a row of floating-point noise must not be painted full colour."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from aine_lib import plotting
+
+    example = {"tokens": ["a", "b", "c"], "title": "t", "rationale": None,
+               "scores": {"big": np.array([0.5, -1.0, 0.25]), "noise": np.array([3e-9, -1e-9, 2e-9])}}
+    fig = plotting.attribution_heatmaps([example], ["big", "noise"])
+    ax = fig.axes[0]
+    drawn = ax.get_images()[0].get_array()
+    assert np.allclose(drawn[0], [0.5, -1.0, 0.25]) and np.allclose(drawn[1], 0.0)
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["big (max 1)", "noise (all ~ 0)"]
