@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
 from pathlib import Path
 from typing import Any, Optional
@@ -112,6 +113,23 @@ def answers(config: Path = CONFIG_OPTION) -> None:
 
     cfg = _load(config, {})
     typer.echo(answers_markdown(cfg.tables_dir, cfg.name))
+
+
+@app.command()
+def stage(names: list[str] = typer.Argument(..., help="notebooks whose outputs to stage, e.g. 08_attention_maps"),
+          config: Path = CONFIG_OPTION) -> None:
+    """`git add` these notebooks' figures, tables and manifest entries, leaving out other notebooks' outputs
+    that a running chain is still writing (the manifests are staged as HEAD's plus these entries)."""
+    from aine_lib.io import stage_outputs
+
+    cfg = _load(config, {})
+    try:
+        staged = stage_outputs([cfg.figures_dir, cfg.tables_dir], list(names), cfg.root_path)
+    except (ValueError, subprocess.CalledProcessError) as exc:
+        typer.echo(f"stage: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    for path in staged:
+        typer.echo(f"staged {path}")
 
 
 @app.command()

@@ -318,3 +318,60 @@ class RunContext:
 def _check_name(name: str) -> None:
     if not name or not all(c.isalnum() or c in "_-" for c in name):
         raise ValueError(f"output names are letters, digits, '_' and '-' only (no suffix), got {name!r}")
+
+
+# ----- committing paper outputs ---------------------------------------------------------------
+
+def stage_outputs(folders: list[Path], notebooks: list[str], repo: Path) -> list[Path]:
+    """``git add`` the outputs of ``notebooks`` (names such as ``08_attention_maps``) in ``folders``.
+
+    Each folder's ``manifest.json`` is staged as the committed (``HEAD``) manifest plus these notebooks'
+    entries from the working manifest, so outputs of other notebooks still being written by a running chain
+    stay out of the commit. The working manifest itself is only read (under its lock), never rewritten.
+    Refuses, naming the fix, a notebook without entries, an entry whose file is missing or does not match
+    its SHA-256, and an entry produced from a dirty checkout (``git_commit`` ending in ``+dirty``).
+    Returns the staged paths.
+    """
+    def git(*args: str, stdin: str | None = None) -> str:
+        return subprocess.run(["git", *args], cwd=repo, input=stdin, capture_output=True, text=True,
+                              check=True).stdout
+
+    staged: list[Path] = []
+    seen: set[str] = set()
+    for folder in folders:
+        manifest = folder / "manifest.json"
+        if not manifest.exists():
+            continue
+        with _locked(manifest):
+            working = json.loads(manifest.read_text())
+        rel = manifest.resolve().relative_to(repo.resolve()).as_posix()
+        try:
+            committed = json.loads(git("show", f"HEAD:{rel}"))
+        except subprocess.CalledProcessError:
+            committed = {}
+        files = []
+        for key, record in sorted(working.items()):
+            name = Path(record.get("notebook", "")).stem
+            if name not in notebooks:
+                continue
+            path = folder / key
+            if not path.exists() or sha256_file(path) != record.get("sha256"):
+                raise ValueError(f"{path} is missing or does not match its manifest entry; rerun "
+                                 f"`aine run --only {name}` before staging it")
+            if str(record.get("git_commit", "")).endswith("+dirty"):
+                raise ValueError(f"{path} was produced from uncommitted code ({record['git_commit']}); commit "
+                                 f"aine_lib/, notebooks/ and configs/, rerun `aine run --only {name}`, then stage")
+            committed[key] = record
+            files.append(path)
+            seen.add(name)
+        if not files:
+            continue
+        blob = git("hash-object", "-w", "--stdin", stdin=json.dumps(committed, indent=1, sort_keys=True) + "\n")
+        git("update-index", "--add", "--cacheinfo", f"100644,{blob.strip()},{rel}")
+        git("add", "--", *[p.resolve().relative_to(repo.resolve()).as_posix() for p in files])
+        staged += [manifest, *files]
+    missing = sorted(set(notebooks) - seen)
+    if missing:
+        raise ValueError(f"no outputs of {missing} in the manifests of {[str(f) for f in folders]}; run "
+                         f"`aine run --only {missing[0]}` first (or check the notebook name)")
+    return staged

@@ -194,3 +194,52 @@ def test_cluster_bootstrap_is_wider_than_the_row_bootstrap_for_duplicated_rows()
     assert med[0] < np.median(values) < med[1]
     with pytest.raises(ValueError, match="cluster labels"):
         cluster_bootstrap_ci(values, clusters[:-1], seed=1)
+
+
+def _git(repo, *args):
+    import subprocess
+
+    return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True).stdout
+
+
+def test_stage_outputs_adds_one_notebook_and_leaves_a_running_chains_entries_out(tmp_path):
+    import hashlib
+
+    from aine_lib.io import stage_outputs
+
+    repo = tmp_path
+    _git(repo, "init", "-q")
+    _git(repo, "config", "user.email", "t@t")
+    _git(repo, "config", "user.name", "t")
+    figures = repo / "figures"
+    figures.mkdir()
+
+    def entry(name, notebook, commit="abc"):
+        (figures / name).write_bytes(name.encode())
+        return {"notebook": f"notebooks/{notebook}.ipynb", "git_commit": commit,
+                "sha256": hashlib.sha256(name.encode()).hexdigest()}
+
+    committed = {"old.png": entry("old.png", "01_a")}
+    (figures / "manifest.json").write_text(json.dumps(committed, indent=1, sort_keys=True) + "\n")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-qm", "first")
+    working = dict(committed, **{"new.png": entry("new.png", "08_b"), "running.png": entry("running.png", "09_c")})
+    before = json.dumps(working, indent=1, sort_keys=True) + "\n"
+    (figures / "manifest.json").write_text(before)
+
+    stage_outputs([figures], ["08_b"], repo)
+    index = json.loads(_git(repo, "show", ":figures/manifest.json"))
+    assert set(index) == {"old.png", "new.png"}                     # HEAD's entries + 08_b's, not 09_c's
+    assert "figures/new.png" in _git(repo, "diff", "--cached", "--name-only")
+    assert "running.png" not in _git(repo, "diff", "--cached", "--name-only")
+    assert (figures / "manifest.json").read_text() == before          # the working manifest is untouched
+
+    (figures / "running.png").write_bytes(b"changed after its run")
+    with pytest.raises(ValueError, match="does not match its manifest entry"):
+        stage_outputs([figures], ["09_c"], repo)
+    with pytest.raises(ValueError, match=r"no outputs of \['10_nothing'\]"):
+        stage_outputs([figures], ["10_nothing"], repo)
+    working["dirty.png"] = entry("dirty.png", "11_d", commit="abc+dirty")
+    (figures / "manifest.json").write_text(json.dumps(working, indent=1, sort_keys=True) + "\n")
+    with pytest.raises(ValueError, match="uncommitted code"):
+        stage_outputs([figures], ["11_d"], repo)
