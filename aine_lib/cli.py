@@ -125,7 +125,10 @@ def stage(names: list[str] = typer.Argument(..., help="notebooks whose outputs t
     cfg = _load(config, {})
     try:
         staged = stage_outputs([cfg.figures_dir, cfg.tables_dir], list(names), cfg.root_path)
-    except (ValueError, subprocess.CalledProcessError) as exc:
+    except subprocess.CalledProcessError as exc:
+        typer.echo(f"stage: {exc}: {exc.stderr.decode(errors='replace').strip()}", err=True)
+        raise typer.Exit(2) from exc
+    except (ValueError, FileNotFoundError) as exc:   # FileNotFoundError: no git on PATH
         typer.echo(f"stage: {exc}", err=True)
         raise typer.Exit(2) from exc
     for path in staged:

@@ -22,6 +22,7 @@ import os
 import pickle
 import platform
 import subprocess
+import sys
 import tempfile
 import time
 import warnings
@@ -174,7 +175,8 @@ class ResultCache:
         # Two processes sharing the cache (two notebook chains, the scaling executors' workers) that need the
         # same missing entry: the first computes it under an advisory lock (root/.locks/<namespace>/<key>), the
         # others wait and then read its result instead of computing it again.
-        with _locked(self.root / ".locks" / namespace / entry.name):
+        with _locked(self.root / ".locks" / namespace / entry.name,
+                     waiting=f"waiting for cache entry {entry} (another process is computing it)"):
             if entry.exists():
                 if self._valid(entry):
                     return load(entry)
@@ -221,13 +223,14 @@ def git_commit(root: Path) -> str:
 
 
 @contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def _locked(path: Path, waiting: str | None = None) -> Iterator[None]:
     """An exclusive advisory lock on ``path`` + ``.lock`` (POSIX; a no-op where ``fcntl`` is missing).
 
     Two notebook chains run at once (say, 08-10 and 11-13 in two shells) both
     read-modify-write the same manifest; without the lock one save can drop
     the other's entry. :meth:`ResultCache.get_or_compute` holds it while it
-    computes a missing entry, so a second process waits for that result.
+    computes a missing entry, so a second process waits for that result;
+    ``waiting``, if given, is printed to stderr when the lock is already held.
     """
     try:
         import fcntl
@@ -236,7 +239,12 @@ def _locked(path: Path) -> Iterator[None]:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_name(path.name + ".lock"), "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if waiting:
+                print(waiting, file=sys.stderr, flush=True)
+            fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
         finally:
@@ -325,17 +333,25 @@ def _check_name(name: str) -> None:
 def stage_outputs(folders: list[Path], notebooks: list[str], repo: Path) -> list[Path]:
     """``git add`` the outputs of ``notebooks`` (names such as ``08_attention_maps``) in ``folders``.
 
-    Each folder's ``manifest.json`` is staged as the committed (``HEAD``) manifest plus these notebooks'
-    entries from the working manifest, so outputs of other notebooks still being written by a running chain
-    stay out of the commit. The working manifest itself is only read (under its lock), never rewritten.
-    Refuses, naming the fix, a notebook without entries, an entry whose file is missing or does not match
-    its SHA-256, and an entry produced from a dirty checkout (``git_commit`` ending in ``+dirty``).
+    Each folder's ``manifest.json`` is staged as the manifest already in the index (``HEAD``'s unless an
+    earlier ``stage`` changed it) plus these notebooks' entries from the working manifest, so outputs of
+    other notebooks still being written by a running chain stay out of the commit. The working manifest
+    itself is only read (under its lock), never rewritten. Every file is read once: the bytes whose SHA-256
+    was checked are the bytes staged. All checks run before anything is staged, so a refusal stages
+    nothing. Refuses, naming the fix, a notebook without entries, an entry whose file is missing or does not
+    match its SHA-256, and an entry produced from a dirty checkout (``git_commit`` ending in ``+dirty``).
     Returns the staged paths.
     """
-    def git(*args: str, stdin: str | None = None) -> str:
-        return subprocess.run(["git", *args], cwd=repo, input=stdin, capture_output=True, text=True,
-                              check=True).stdout
+    def git(*args: str, stdin: bytes | None = None) -> bytes:
+        return subprocess.run(["git", *args], cwd=repo, input=stdin, capture_output=True, check=True).stdout
 
+    def in_index(rel: str) -> dict:
+        spec = f":./{rel}"
+        if subprocess.run(["git", "cat-file", "-e", spec], cwd=repo, capture_output=True).returncode != 0:
+            return {}          # not tracked yet
+        return json.loads(git("show", spec))
+
+    plan: list[tuple[str, bytes]] = []     # (repo-relative path, exact bytes to stage)
     staged: list[Path] = []
     seen: set[str] = set()
     for folder in folders:
@@ -345,33 +361,32 @@ def stage_outputs(folders: list[Path], notebooks: list[str], repo: Path) -> list
         with _locked(manifest):
             working = json.loads(manifest.read_text())
         rel = manifest.resolve().relative_to(repo.resolve()).as_posix()
-        try:
-            committed = json.loads(git("show", f"HEAD:{rel}"))
-        except subprocess.CalledProcessError:
-            committed = {}
+        base = in_index(rel)
         files = []
         for key, record in sorted(working.items()):
             name = Path(record.get("notebook", "")).stem
             if name not in notebooks:
                 continue
             path = folder / key
-            if not path.exists() or sha256_file(path) != record.get("sha256"):
+            data = path.read_bytes() if path.exists() else None
+            if data is None or hashlib.sha256(data).hexdigest() != record.get("sha256"):
                 raise ValueError(f"{path} is missing or does not match its manifest entry; rerun "
                                  f"`aine run --only {name}` before staging it")
             if str(record.get("git_commit", "")).endswith("+dirty"):
                 raise ValueError(f"{path} was produced from uncommitted code ({record['git_commit']}); commit "
                                  f"aine_lib/, notebooks/ and configs/, rerun `aine run --only {name}`, then stage")
-            committed[key] = record
-            files.append(path)
+            base[key] = record
+            files.append((path.resolve().relative_to(repo.resolve()).as_posix(), data))
+            staged.append(path)
             seen.add(name)
-        if not files:
-            continue
-        blob = git("hash-object", "-w", "--stdin", stdin=json.dumps(committed, indent=1, sort_keys=True) + "\n")
-        git("update-index", "--add", "--cacheinfo", f"100644,{blob.strip()},{rel}")
-        git("add", "--", *[p.resolve().relative_to(repo.resolve()).as_posix() for p in files])
-        staged += [manifest, *files]
+        if files:
+            plan += [(rel, (json.dumps(base, indent=1, sort_keys=True) + "\n").encode()), *files]
+            staged.append(manifest)
     missing = sorted(set(notebooks) - seen)
     if missing:
         raise ValueError(f"no outputs of {missing} in the manifests of {[str(f) for f in folders]}; run "
                          f"`aine run --only {missing[0]}` first (or check the notebook name)")
+    for rel, data in plan:
+        blob = git("hash-object", "-w", "--stdin", stdin=data).decode().strip()
+        git("update-index", "--add", "--cacheinfo", f"100644,{blob},{rel}")
     return staged

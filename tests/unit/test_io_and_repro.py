@@ -115,28 +115,39 @@ def test_concurrent_manifest_saves_keep_every_entry(tmp_path):
     assert len(json.loads(path.read_text())) == 600
 
 
-def _compute_once(args):
+def _compute_once(root, log, ready, out):
+    import os
     import time
-
-    root, log = args
 
     def compute():
         with open(log, "a") as f:
             f.write("computed\n")
-        time.sleep(0.5)   # long enough that every worker misses the entry before the first one stores it
+        time.sleep(0.5)   # long enough that the other workers ask while the first one computes
         return {"value": 42}
 
-    return ResultCache(root).get_or_compute("ns", {"x": 1}, compute)
+    # start line: no worker asks for the entry before all three are running (spawn start-up times differ)
+    Path(ready, str(os.getpid())).touch()
+    deadline = time.time() + 120
+    while len(os.listdir(ready)) < 3 and time.time() < deadline:
+        time.sleep(0.01)
+    Path(out).write_text(json.dumps(ResultCache(root).get_or_compute("ns", {"x": 1}, compute)))
 
 
 def test_processes_needing_one_missing_entry_compute_it_once(tmp_path):
     """Two chains (or executor workers) asking for the same missing entry: one computes, the others wait."""
     import multiprocessing
 
-    log = tmp_path / "computed.log"
-    with multiprocessing.get_context("spawn").Pool(3) as pool:
-        results = pool.map(_compute_once, [(str(tmp_path / "cache"), str(log))] * 3)
-    assert results == [{"value": 42}] * 3
+    ctx = multiprocessing.get_context("spawn")
+    log, ready = tmp_path / "computed.log", tmp_path / "ready"
+    ready.mkdir()
+    workers = [ctx.Process(target=_compute_once, args=(str(tmp_path / "cache"), str(log), str(ready),
+                                                       str(tmp_path / f"out{i}.json"))) for i in range(3)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=180)
+    assert [w.exitcode for w in workers] == [0, 0, 0]
+    assert [json.loads((tmp_path / f"out{i}.json").read_text()) for i in range(3)] == [{"value": 42}] * 3
     assert log.read_text().count("computed") == 1
 
 
@@ -199,14 +210,21 @@ def test_cluster_bootstrap_is_wider_than_the_row_bootstrap_for_duplicated_rows()
 def _git(repo, *args):
     import subprocess
 
-    return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True).stdout
+    return subprocess.run(["git", "-c", "commit.gpgsign=false", "-c", "core.hooksPath=/dev/null", *args], cwd=repo,
+                          capture_output=True, text=True, check=True).stdout
 
 
-def test_stage_outputs_adds_one_notebook_and_leaves_a_running_chains_entries_out(tmp_path):
+def test_stage_outputs_adds_one_notebook_and_leaves_a_running_chains_entries_out(tmp_path, monkeypatch):
     import hashlib
+    import os
+    import shutil
 
     from aine_lib.io import stage_outputs
 
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    for var in [v for v in os.environ if v.startswith("GIT_")]:      # never touch an enclosing repository
+        monkeypatch.delenv(var)
     repo = tmp_path
     _git(repo, "init", "-q")
     _git(repo, "config", "user.email", "t@t")
@@ -219,27 +237,35 @@ def test_stage_outputs_adds_one_notebook_and_leaves_a_running_chains_entries_out
         return {"notebook": f"notebooks/{notebook}.ipynb", "git_commit": commit,
                 "sha256": hashlib.sha256(name.encode()).hexdigest()}
 
+    def staged_names():
+        return set(_git(repo, "diff", "--cached", "--name-only").split())
+
     committed = {"old.png": entry("old.png", "01_a")}
     (figures / "manifest.json").write_text(json.dumps(committed, indent=1, sort_keys=True) + "\n")
     _git(repo, "add", ".")
     _git(repo, "commit", "-qm", "first")
-    working = dict(committed, **{"new.png": entry("new.png", "08_b"), "running.png": entry("running.png", "09_c")})
+    working = dict(committed, **{"new.png": entry("new.png", "08_b"), "other.png": entry("other.png", "09_c"),
+                                 "running.png": entry("running.png", "10_e")})
     before = json.dumps(working, indent=1, sort_keys=True) + "\n"
     (figures / "manifest.json").write_text(before)
 
+    # a typo among the names: refused before anything is staged
+    with pytest.raises(ValueError, match=r"no outputs of \['10_nothing'\]"):
+        stage_outputs([figures], ["08_b", "10_nothing"], repo)
+    assert staged_names() == set()
+
     stage_outputs([figures], ["08_b"], repo)
+    stage_outputs([figures], ["09_c"], repo)     # a second stage before the commit keeps the first one's entries
     index = json.loads(_git(repo, "show", ":figures/manifest.json"))
-    assert set(index) == {"old.png", "new.png"}                     # HEAD's entries + 08_b's, not 09_c's
-    assert "figures/new.png" in _git(repo, "diff", "--cached", "--name-only")
-    assert "running.png" not in _git(repo, "diff", "--cached", "--name-only")
+    assert set(index) == {"old.png", "new.png", "other.png"}        # not 10_e's, still being written
+    assert staged_names() == {"figures/manifest.json", "figures/new.png", "figures/other.png"}
     assert (figures / "manifest.json").read_text() == before          # the working manifest is untouched
 
     (figures / "running.png").write_bytes(b"changed after its run")
     with pytest.raises(ValueError, match="does not match its manifest entry"):
-        stage_outputs([figures], ["09_c"], repo)
-    with pytest.raises(ValueError, match=r"no outputs of \['10_nothing'\]"):
-        stage_outputs([figures], ["10_nothing"], repo)
+        stage_outputs([figures], ["10_e"], repo)
     working["dirty.png"] = entry("dirty.png", "11_d", commit="abc+dirty")
     (figures / "manifest.json").write_text(json.dumps(working, indent=1, sort_keys=True) + "\n")
     with pytest.raises(ValueError, match="uncommitted code"):
         stage_outputs([figures], ["11_d"], repo)
+    assert staged_names() == {"figures/manifest.json", "figures/new.png", "figures/other.png"}
