@@ -31,6 +31,15 @@ def _sync(device):
         torch.cuda.synchronize()
 
 
+def _timed(device, fn):
+    """``(fn(), seconds)``, with the GPU's queue drained before and after."""
+    _sync(device)
+    started = time.perf_counter()
+    out = fn()
+    _sync(device)
+    return out, time.perf_counter() - started
+
+
 def main() -> None:
     from aine_lib.config import load_config
     from aine_lib.data.pretrained import minilm_dir
@@ -60,35 +69,22 @@ def main() -> None:
               "kernel_shap": {"n_samples": args.lime_samples}}
     for name in METHODS:
         method = get_method(name, model, **kwargs.get(name, {}))
-        _sync(device)
-        started = time.perf_counter()
-        method.attribute(batch, target)
-        _sync(device)
-        per_example = (time.perf_counter() - started) / args.examples
+        _, seconds = _timed(device, lambda: method.attribute(batch, target))
+        per_example = seconds / args.examples
         print(f"{name:22s} {per_example * 1e3:9.1f} ms/example")
 
     # batched IG vs Captum's one-example call, same steps
     ig = get_method("integrated_gradients", model, n_steps=args.ig_steps)
-    _sync(device)
-    started = time.perf_counter()
-    batched = ig.attribute(batch, target)
-    _sync(device)
-    t_batched = time.perf_counter() - started
-    started = time.perf_counter()
-    singles = [ig.attribute(collate([ids[i]], [0]).to(device), target[i:i + 1]) for i in range(len(ids))]
-    _sync(device)
-    t_single = time.perf_counter() - started
+    batched, t_batched = _timed(device, lambda: ig.attribute(batch, target))
+    singles, t_single = _timed(device, lambda: [ig.attribute(collate([ids[i]], [0]).to(device), target[i:i + 1])
+                                                for i in range(len(ids))])
     diff = max(float((batched[i, : len(ids[i])] - singles[i][0]).abs().max()) for i in range(len(ids)))
     print(f"integrated_gradients: batched {t_batched:.2f} s, one example per call {t_single:.2f} s, "
           f"speed-up {t_single / t_batched:.1f}x, max |difference| {diff:.2e}")
 
     # the interpolated inputs in chunks of internal_batch_size (the default) vs all B x n_steps in one pass
     whole = get_method("integrated_gradients", model, n_steps=args.ig_steps, internal_batch_size=None)
-    _sync(device)
-    started = time.perf_counter()
-    one_pass = whole.attribute(batch, target)
-    _sync(device)
-    t_whole = time.perf_counter() - started
+    one_pass, t_whole = _timed(device, lambda: whole.attribute(batch, target))
     diff = float((one_pass - batched).abs().max())
     print(f"integrated_gradients: chunks of {ig.internal_batch_size} interpolations {t_batched:.2f} s, "
           f"all {args.examples * args.ig_steps} in one pass {t_whole:.2f} s, speed-up {t_whole / t_batched:.2f}x, "
