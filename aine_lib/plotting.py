@@ -481,13 +481,18 @@ def plausibility_points(table: pd.DataFrame) -> plt.Figure:
 # ----- encoder-decoder (notebooks 11-13) ---------------------------------------------------------
 
 def training_curves(histories: pd.DataFrame) -> plt.Figure:
-    """Train and dev loss per epoch, one panel per task (``histories``: task, epoch, train_loss, dev_loss)."""
+    """Train and dev loss per epoch, one panel per task, one line per seed (``histories``: task, epoch,
+    train_loss, dev_loss, and optionally seed)."""
     tasks = list(dict.fromkeys(histories["task"]))
     fig, axes = _facet(len(tasks), width=3.0, height=2.4)
     for ax, task in zip(axes, tasks):
         sub = histories[histories["task"] == task]
-        ax.plot(sub["epoch"], sub["train_loss"], "o-", ms=3, label="train (label-smoothed)")
-        ax.plot(sub["epoch"], sub["dev_loss"], "s-", ms=3, label="dev")
+        # one line per seed (a single line through all seeds would join one seed's last epoch to the next's first)
+        groups = sub.groupby("seed", sort=False) if "seed" in sub else [(None, sub)]
+        for i, (_, run) in enumerate(groups):
+            ax.plot(run["epoch"], run["train_loss"], "o-", ms=3, color="C0", lw=1,
+                    label="train (label-smoothed)" if i == 0 else None)
+            ax.plot(run["epoch"], run["dev_loss"], "s-", ms=3, color="C1", lw=1, label="dev" if i == 0 else None)
         ax.set_yscale("log")
         ax.set_title(task)
         ax.set_xlabel("epoch")

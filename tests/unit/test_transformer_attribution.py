@@ -176,3 +176,20 @@ def test_heatmap_rows_show_their_scale_and_draw_numerical_zeros_white():
     drawn = ax.get_images()[0].get_array()
     assert np.allclose(drawn[0], [0.5, -1.0, 0.25]) and np.allclose(drawn[1], 0.0)
     assert [t.get_text() for t in ax.get_yticklabels()] == ["big (max 1)", "noise (all ~ 0)"]
+
+
+def test_training_curves_draw_one_line_per_seed():
+    """Seeds are separate runs: a line through all of them would join one seed's last epoch to the next's first."""
+    import matplotlib
+    import pandas as pd
+
+    matplotlib.use("Agg")
+    from aine_lib import plotting
+
+    rows = [{"task": "copy", "seed": seed, "epoch": e, "train_loss": 2.0 / e, "dev_loss": 1.0 / e}
+            for seed, epochs in ((0, 3), (1, 5)) for e in range(1, epochs + 1)]
+    fig = plotting.training_curves(pd.DataFrame(rows))
+    lines = fig.axes[0].get_lines()
+    assert sorted(len(line.get_xdata()) for line in lines) == [3, 3, 5, 5]
+    assert all(np.all(np.diff(line.get_xdata()) > 0) for line in lines)   # no line runs back in epochs
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["train (label-smoothed)", "dev"]
