@@ -449,55 +449,69 @@ def generation_interventions(study: Seq2SeqStudy, n_permutations: int = 10, seed
     ``example`` is the sentence's index in ``study.analysis`` (shared by seeds
     and variants, so CIs can resample sentences).
     """
+    return pd.concat([_model_interventions(study, m, n_permutations, seed) for m in study.models(variants)],
+                     ignore_index=True)
+
+
+def _model_interventions(study: Seq2SeqStudy, m: TrainedSeq2Seq, n_permutations: int, seed: int) -> pd.DataFrame:
+    """One model's rows of :func:`generation_interventions`, cached per model (the Bible model's IG over every
+    generated step takes tens of minutes on a CPU, and notebook 13 asks for the softmax models twice)."""
+    key = {"model": [m.task, m.seed, m.variant], "config": study.cfg.seq2seq, "n_permutations": n_permutations,
+           "seed": seed, "code_version": MODEL_CODE_VERSION}
+    return study.cache.get_or_compute("seq2seq_interventions", key,
+                                      lambda: _compute_model_interventions(study, m, n_permutations, seed))
+
+
+def _compute_model_interventions(study: Seq2SeqStudy, m: TrainedSeq2Seq, n_permutations: int,
+                                 seed: int) -> pd.DataFrame:
     from aine_lib.attribution.seq2seq import integrated_gradients, leave_one_out
     from aine_lib.metrics.divergence import total_variation
     from aine_lib.repro import make_generator
 
     rows = []
-    for m in study.models(variants):
-        pairs, index = _generated_pairs(study, m)
-        gen = make_generator(seed)
-        rng = np.random.default_rng(seed)
-        for start, b in _batches(pairs, 32):
-            b = b.to(study.device)
-            with torch.no_grad():
-                out = m.model(b.src, b.src_mask, b.tgt_in, b.tgt_mask)
-                probs = torch.softmax(out.logits, -1)
-                tokens = probs.argmax(-1)
-                changed = torch.zeros_like(tokens, dtype=torch.float)
-                tvds = []
-                for _ in range(n_permutations):
-                    perm = m.model(b.src, b.src_mask, b.tgt_in, b.tgt_mask,
-                                   cross_transform=lambda layer, p: _permute_rows(p, b.src_mask, gen))
-                    p2 = torch.softmax(perm.logits, -1)
-                    changed += (p2.argmax(-1) != tokens).float() / n_permutations
-                    tvds.append(total_variation(p2, probs))
-                tvd = torch.stack(tvds).median(0).values
-                attention = out.attentions["cross"][-1].mean(1)                  # [B, T, S]
-                head0 = out.attentions["cross"][-1][:, 0]
-            loo = leave_one_out(m.model, b)                                        # [B, T, S] log p drop
-            ig, _ = integrated_gradients(m.model, b, n_steps=study.cfg.seq2seq.ig_steps)
-            for i in range(len(b)):
-                S = int(b.src_mask[i].sum())
-                T = int(b.tgt_mask[i].sum())
-                for t in range(T - 1):                                             # generated tokens, EOS step left out
-                    top_att = int(attention[i, t, :S].argmax())
-                    top_h0 = int(head0[i, t, :S].argmax())
-                    top_ig = int(ig[i, t, :S].argmax())
-                    top_loo = int(loo[i, t, :S].argmax())
-                    r = int(rng.integers(0, S))
-                    rows.append({"task": m.task, "variant": m.variant, "seed": m.seed,
-                                 "example": index[start + i], "step": t,
-                                 "permutation_change_rate": float(changed[i, t]),
-                                 "permutation_tvd": float(tvd[i, t]),
-                                 "erase_top_attention": float(loo[i, t, top_att]),
-                                 "erase_top_head0": float(loo[i, t, top_h0]),
-                                 "erase_top_ig": float(loo[i, t, top_ig]),
-                                 "erase_top_loo": float(loo[i, t, top_loo]),
-                                 "erase_random": float(loo[i, t, r]),
-                                 "attention_max": float(attention[i, t, :S].max()),
-                                 "top_attention_is_top_loo": top_att == top_loo,
-                                 "top_head0_is_top_loo": top_h0 == top_loo})
+    pairs, index = _generated_pairs(study, m)
+    gen = make_generator(seed)
+    rng = np.random.default_rng(seed)
+    for start, b in _batches(pairs, 32):
+        b = b.to(study.device)
+        with torch.no_grad():
+            out = m.model(b.src, b.src_mask, b.tgt_in, b.tgt_mask)
+            probs = torch.softmax(out.logits, -1)
+            tokens = probs.argmax(-1)
+            changed = torch.zeros_like(tokens, dtype=torch.float)
+            tvds = []
+            for _ in range(n_permutations):
+                perm = m.model(b.src, b.src_mask, b.tgt_in, b.tgt_mask,
+                               cross_transform=lambda layer, p: _permute_rows(p, b.src_mask, gen))
+                p2 = torch.softmax(perm.logits, -1)
+                changed += (p2.argmax(-1) != tokens).float() / n_permutations
+                tvds.append(total_variation(p2, probs))
+            tvd = torch.stack(tvds).median(0).values
+            attention = out.attentions["cross"][-1].mean(1)                  # [B, T, S]
+            head0 = out.attentions["cross"][-1][:, 0]
+        loo = leave_one_out(m.model, b)                                        # [B, T, S] log p drop
+        ig, _ = integrated_gradients(m.model, b, n_steps=study.cfg.seq2seq.ig_steps)
+        for i in range(len(b)):
+            S = int(b.src_mask[i].sum())
+            T = int(b.tgt_mask[i].sum())
+            for t in range(T - 1):                                             # generated tokens, EOS step left out
+                top_att = int(attention[i, t, :S].argmax())
+                top_h0 = int(head0[i, t, :S].argmax())
+                top_ig = int(ig[i, t, :S].argmax())
+                top_loo = int(loo[i, t, :S].argmax())
+                r = int(rng.integers(0, S))
+                rows.append({"task": m.task, "variant": m.variant, "seed": m.seed,
+                             "example": index[start + i], "step": t,
+                             "permutation_change_rate": float(changed[i, t]),
+                             "permutation_tvd": float(tvd[i, t]),
+                             "erase_top_attention": float(loo[i, t, top_att]),
+                             "erase_top_head0": float(loo[i, t, top_h0]),
+                             "erase_top_ig": float(loo[i, t, top_ig]),
+                             "erase_top_loo": float(loo[i, t, top_loo]),
+                             "erase_random": float(loo[i, t, r]),
+                             "attention_max": float(attention[i, t, :S].max()),
+                             "top_attention_is_top_loo": top_att == top_loo,
+                             "top_head0_is_top_loo": top_h0 == top_loo})
     return pd.DataFrame(rows)
 
 

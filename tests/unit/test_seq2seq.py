@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 import torch
 
@@ -228,3 +229,29 @@ def test_killed_training_resumes_from_its_checkpoint_with_the_same_weights(tmp_p
         fresh = train_seq2seq(Seq2SeqTransformer(model_cfg), pairs, pairs[:10], cfg(1), seed=3, device="cpu",
                               checkpoint=ckpt)
     assert fresh.history["epoch"].tolist() == [1]
+
+
+def test_generation_interventions_are_cached_per_model(tmp_path, monkeypatch):
+    """Notebook 13 asks for the softmax models' interventions twice (its faithfulness table and its variants
+    table); the second request, and a rerun, must read the cached rows instead of recomputing the IG."""
+    from tests.conftest import REPO
+    from aine_lib.config import load_config
+    from aine_lib.experiments import seq2seq as s2
+
+    cfg = load_config(REPO / "configs" / "smoke.yaml",
+                      {"cache_dir": str(tmp_path / "cache"), "progress": False, "seq2seq.tasks": ["copy"],
+                       "seq2seq.n_train": 64, "seq2seq.n_dev": 16, "seq2seq.n_test": 16, "seq2seq.epochs": 1,
+                       "seq2seq.d_model": 16, "seq2seq.d_ff": 32, "seq2seq.max_analysis_examples": 3,
+                       "seq2seq.ig_steps": 2})
+    study = s2.Seq2SeqStudy(cfg)
+    first = s2.generation_interventions(study, n_permutations=2, seed=0)
+    assert len(first) > 0 and set(first["task"]) == {"copy"}
+
+    def recompute(*args, **kwargs):
+        raise AssertionError("interventions recomputed although they are cached")
+
+    monkeypatch.setattr(s2, "_compute_model_interventions", recompute)
+    again = s2.generation_interventions(s2.Seq2SeqStudy(cfg), n_permutations=2, seed=0)
+    pd.testing.assert_frame_equal(first, again)
+    with pytest.raises(AssertionError, match="recomputed"):      # another n_permutations is another entry
+        s2.generation_interventions(study, n_permutations=3, seed=0)
