@@ -589,6 +589,29 @@ def erasure_bars(table: pd.DataFrame) -> plt.Figure:
     return fig
 
 
+def peakedness_points(table: pd.DataFrame, min_tokens: int = 20) -> plt.Figure:
+    """Per bin of the step's largest cross-attention weight: how often the most-attended source token is the
+    LOO-best one, and the permutation change rate (with CIs), one line per task (softmax models). Bins with
+    fewer than ``min_tokens`` generated tokens are left out of the plot (they stay in the table)."""
+    t = table[table["variant"] == "softmax"] if "variant" in table else table
+    t = t[t["n_tokens"] >= min_tokens]
+    panels = [("top_attention_is_top_loo", "most-attended token = top-LOO token"),
+              ("permutation_change_rate", "permuting attention changes the token")]
+    fig, axes = plt.subplots(1, len(panels), figsize=(7.2, 2.9))
+    for ax, (metric, label) in zip(axes, panels):
+        for k, (task, g) in enumerate(t.groupby("task", sort=False)):
+            x = (g["attention_max_low"] + g["attention_max_high"]) / 2
+            ax.errorbar(x, g[metric], yerr=[g[metric] - g[f"{metric}_ci_low"], g[f"{metric}_ci_high"] - g[metric]],
+                        marker="o", ms=3, lw=1, capsize=2, color=f"C{k}", label=task)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_xlim(0, 1)
+        ax.set_xlabel("step's largest attention weight (bin middle)", fontsize=7)
+        ax.set_ylabel(label, fontsize=7)
+    axes[0].legend(fontsize=6)
+    fig.tight_layout()
+    return fig
+
+
 # ----- internals (notebooks 16-17) -------------------------------------------------------------------
 
 def head_importance_scatter(table: pd.DataFrame) -> plt.Figure:

@@ -535,6 +535,41 @@ def faithfulness_table(per_step: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+PEAKEDNESS_BINS = (0.0, 0.4, 0.6, 0.8, 1.0)
+
+
+def peakedness_table(per_step: pd.DataFrame, bins: tuple[float, ...] = PEAKEDNESS_BINS,
+                     seed: int = 0) -> pd.DataFrame:
+    """``tables/seq2seq_peakedness.csv``: is attention a better explanation of the steps where it is peaked?
+
+    Generated tokens are binned by the largest last-layer mean cross-attention weight of their step
+    (``attention_max``, which a reader of the attention map sees). Per task, variant and bin: how often the
+    most-attended source token is the one whose removal hurts most, the permutation change rate, the drop in
+    log p when the most-attended token is erased and the largest single-token drop (LOO), each with a CI that
+    resamples sentences, and the bin's share of the steps."""
+    from aine_lib.metrics.bootstrap import cluster_bootstrap_ci
+
+    if len(bins) < 2 or list(bins) != sorted(set(bins)) or bins[0] < 0.0 or bins[-1] > 1.0:
+        raise ValueError(f"bins {bins} must be increasing edges within [0, 1], e.g. {PEAKEDNESS_BINS}")
+    if "variant" not in per_step:
+        per_step = per_step.assign(variant="softmax")
+    metrics = ("top_attention_is_top_loo", "permutation_change_rate", "erase_top_attention", "erase_top_loo")
+    rows = []
+    for (task, variant), g in per_step.groupby(["task", "variant"], sort=False):
+        # the lowest edge is included, so a step whose weights are all 0 (no source) is not silently dropped
+        binned = pd.cut(g["attention_max"], list(bins), include_lowest=True, labels=False)
+        for i, b in g.groupby(binned, sort=True):
+            row = {"task": task, "variant": variant, "attention_max_low": bins[int(i)],
+                   "attention_max_high": bins[int(i) + 1], "n_tokens": len(b),
+                   "share_of_steps": len(b) / len(g), "n_sentences": int(b["example"].nunique())}
+            for metric in metrics:
+                v = b[metric].astype(float).to_numpy()
+                lo, hi = cluster_bootstrap_ci(v, b["example"].to_numpy(), seed=seed)
+                row |= {metric: float(v.mean()), f"{metric}_ci_low": lo, f"{metric}_ci_high": hi}
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def variants_table(study: Seq2SeqStudy, seed: int = 0, n_permutations: int = 10) -> pd.DataFrame:
     """``tables/seq2seq_variants.csv``: does sparse or alignment-supervised cross-attention become a more
     faithful explanation, and at what cost? Per task and variant: exact match and BLEU, AER of the last

@@ -255,3 +255,31 @@ def test_generation_interventions_are_cached_per_model(tmp_path, monkeypatch):
     pd.testing.assert_frame_equal(first, again)
     with pytest.raises(AssertionError, match="recomputed"):      # another n_permutations is another entry
         s2.generation_interventions(study, n_permutations=3, seed=0)
+
+
+def test_peakedness_table_bins_steps_by_their_largest_attention_weight():
+    from aine_lib.experiments.seq2seq import peakedness_table
+
+    # sentence 0: two flat steps where attention misses the LOO token; sentence 1: two peaked steps where it hits
+    per_step = pd.DataFrame({
+        "task": "t", "variant": "softmax", "example": [0, 0, 1, 1], "step": [0, 1, 0, 1],
+        "attention_max": [0.0, 0.3, 0.9, 1.0], "top_attention_is_top_loo": [False, False, True, True],
+        "permutation_change_rate": [0.1, 0.3, 0.8, 1.0], "erase_top_attention": [0.0, 0.2, 3.0, 5.0],
+        "erase_top_loo": [1.0, 1.0, 3.0, 5.0]})
+    table = peakedness_table(per_step, bins=(0.0, 0.5, 1.0))
+    assert table["attention_max_low"].tolist() == [0.0, 0.5] and table["attention_max_high"].tolist() == [0.5, 1.0]
+    assert table["n_tokens"].tolist() == [2, 2] and table["share_of_steps"].tolist() == [0.5, 0.5]
+    assert table["top_attention_is_top_loo"].tolist() == [0.0, 1.0]            # the all-zero step is kept
+    assert table["erase_top_attention"].tolist() == pytest.approx([0.1, 4.0])
+    assert (table["erase_top_loo_ci_low"] <= table["erase_top_loo"]).all()
+    with pytest.raises(ValueError, match="increasing edges"):
+        peakedness_table(per_step, bins=(0.5, 0.2, 1.0))
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from aine_lib import plotting
+
+    fig = plotting.peakedness_points(table, min_tokens=2)               # both bins have 2 tokens: one line, 2 points
+    assert [len(c.lines[0].get_xdata()) for c in fig.axes[0].containers] == [2]
+    fig = plotting.peakedness_points(table, min_tokens=3)               # too few tokens: nothing drawn
+    assert fig.axes[0].containers == []
