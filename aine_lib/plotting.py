@@ -607,7 +607,8 @@ def peakedness_points(table: pd.DataFrame, min_tokens: int = 20) -> plt.Figure:
         ax.set_xlim(0, 1)
         ax.set_xlabel("step's largest attention weight (bin middle)", fontsize=7)
         ax.set_ylabel(label, fontsize=7)
-    axes[0].legend(fontsize=6)
+    if len(t):
+        axes[0].legend(fontsize=6)
     fig.tight_layout()
     return fig
 
