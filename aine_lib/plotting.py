@@ -75,6 +75,13 @@ def length_histograms(lengths: pd.DataFrame, bins: int = 30, quantile_clip: floa
     return fig
 
 
+def _err(value, low, high) -> list[np.ndarray]:
+    """Error-bar arms ``[value - low, high - value]``, clipped at 0: a bootstrap CI and a mean computed by
+    different sums can disagree in the last bit, and matplotlib refuses a negative arm."""
+    value, low, high = (np.atleast_1d(np.asarray(x, dtype=float)) for x in (value, low, high))
+    return [np.clip(value - low, 0.0, None), np.clip(high - value, 0.0, None)]
+
+
 def _facet(n: int, width: float = 3.2, height: float = 2.6, ncols: int | None = None):
     ncols = ncols or n
     nrows = int(np.ceil(n / ncols))
@@ -255,8 +262,8 @@ def tradeoff_curves(table: pd.DataFrame) -> plt.Figure:
             adv = sub[sub["kind"] == "adversary"].sort_values("adversary_lambda")
             seeds = sub[sub["kind"] == "seed"]
             for kind, rows, style in (("adversary", adv, "o-"), ("other seeds", seeds, "x")):
-                xerr = [rows["jsd_mean"] - rows["jsd_ci_low"], rows["jsd_ci_high"] - rows["jsd_mean"]]
-                yerr = [rows["tvd_mean"] - rows["tvd_ci_low"], rows["tvd_ci_high"] - rows["tvd_mean"]]
+                xerr = _err(rows["jsd_mean"], rows["jsd_ci_low"], rows["jsd_ci_high"])
+                yerr = _err(rows["tvd_mean"], rows["tvd_ci_low"], rows["tvd_ci_high"])
                 ax.errorbar(rows["jsd_mean"], rows["tvd_mean"], xerr=xerr, yerr=yerr, fmt=style, capsize=2, ms=4,
                             lw=0.9, label=f"{model}: {kind}" if several_models else kind)
             for _, row in adv.iterrows():
@@ -393,8 +400,8 @@ def faithfulness_points(table: pd.DataFrame) -> plt.Figure:
         for (method, mode), g in sub.groupby(["method", "mode"], sort=False):
             c = g[g["metric"] == "aopc_comprehensiveness"].iloc[0]
             s = g[g["metric"] == "aopc_sufficiency"].iloc[0]
-            ax.errorbar(s["value"], c["value"], xerr=[[s["value"] - s["ci_low"]], [s["ci_high"] - s["value"]]],
-                        yerr=[[c["value"] - c["ci_low"]], [c["ci_high"] - c["value"]]], fmt=markers.get(mode, "o"),
+            ax.errorbar(s["value"], c["value"], xerr=_err(s["value"], s["ci_low"], s["ci_high"]),
+                        yerr=_err(c["value"], c["ci_low"], c["ci_high"]), fmt=markers.get(mode, "o"),
                         color=colors[method], ms=4, lw=0.6, capsize=1.5,
                         label=method if mode == sub["mode"].iloc[0] else None)
         ax.set_title(f"{dataset} · {model}")
@@ -469,7 +476,7 @@ def plausibility_points(table: pd.DataFrame) -> plt.Figure:
     for ax, (dataset, model) in zip(axes, panels):
         sub = table[(table["dataset"] == dataset) & (table["model"] == model)].sort_values("auprc")
         y = np.arange(len(sub))
-        ax.errorbar(sub["auprc"], y, xerr=[sub["auprc"] - sub["ci_low"], sub["ci_high"] - sub["auprc"]], fmt="o",
+        ax.errorbar(sub["auprc"], y, xerr=_err(sub["auprc"], sub["ci_low"], sub["ci_high"]), fmt="o",
                     ms=3, capsize=2)
         ax.set_yticks(y, sub["method"], fontsize=6)
         ax.set_xlabel("AUPRC vs the planted rationale")
@@ -514,7 +521,7 @@ def aer_points(table: pd.DataFrame) -> plt.Figure:
         y = np.arange(len(sub))
         colors = ["0.55" if k != "method" else "C0" for k in sub["kind"]]
         ax.scatter(sub["aer"], y, c=colors, s=12, zorder=3)
-        ax.errorbar(sub["aer"], y, xerr=[sub["aer"] - sub["ci_low"], sub["ci_high"] - sub["aer"]], fmt="none",
+        ax.errorbar(sub["aer"], y, xerr=_err(sub["aer"], sub["ci_low"], sub["ci_high"]), fmt="none",
                     ecolor="0.6", lw=0.7)
         ax.set_yticks(y, sub["method"], fontsize=5.5)
         ax.set_xlim(-0.02, 1.02)
@@ -580,7 +587,7 @@ def erasure_bars(table: pd.DataFrame) -> plt.Figure:
     for i, rule in enumerate(rules):
         sub = t[t["metric"] == rule].set_index("task").reindex(tasks)
         x = np.arange(len(tasks)) + (i - (len(rules) - 1) / 2) * width
-        ax.bar(x, sub["value"], width, yerr=[sub["value"] - sub["ci_low"], sub["ci_high"] - sub["value"]],
+        ax.bar(x, sub["value"], width, yerr=_err(sub["value"], sub["ci_low"], sub["ci_high"]),
                capsize=2, label=rule.replace("erase_", ""))
     ax.set_xticks(range(len(tasks)), tasks)
     ax.set_ylabel("drop in log p(generated token)")
@@ -601,7 +608,7 @@ def peakedness_points(table: pd.DataFrame, min_tokens: int = 20) -> plt.Figure:
     for ax, (metric, label) in zip(axes, panels):
         for k, (task, g) in enumerate(t.groupby("task", sort=False)):
             x = (g["attention_max_low"] + g["attention_max_high"]) / 2
-            ax.errorbar(x, g[metric], yerr=[g[metric] - g[f"{metric}_ci_low"], g[f"{metric}_ci_high"] - g[metric]],
+            ax.errorbar(x, g[metric], yerr=_err(g[metric], g[f"{metric}_ci_low"], g[f"{metric}_ci_high"]),
                         marker="o", ms=3, lw=1, capsize=2, color=f"C{k}", label=task)
         ax.set_ylim(-0.02, 1.02)
         ax.set_xlim(0, 1)
@@ -624,8 +631,7 @@ def head_importance_scatter(table: pd.DataFrame) -> plt.Figure:
         sizes = 15 + 400 * g["explanation_share"].fillna(0)
         sc = ax.scatter(g["cls_entropy"], g["prob_drop"], s=sizes, c=g["layer"], cmap="viridis", alpha=0.8,
                         edgecolors="black", linewidths=0.3)
-        ax.errorbar(g["cls_entropy"], g["prob_drop"], yerr=[g["prob_drop"] - g["prob_drop_ci_low"],
-                                                          g["prob_drop_ci_high"] - g["prob_drop"]],
+        ax.errorbar(g["cls_entropy"], g["prob_drop"], yerr=_err(g["prob_drop"], g["prob_drop_ci_low"], g["prob_drop_ci_high"]),
                     fmt="none", ecolor="grey", lw=0.5)
         ax.axhline(0, color="black", lw=0.6)
         ax.set_xlabel("[CLS] attention entropy (normalised)")
@@ -677,7 +683,7 @@ def seq2seq_head_bars(table: pd.DataFrame) -> plt.Figure:
         x = np.arange(len(g))
         colors = {"encoder_self": "C0", "decoder_self": "C1", "cross": "C2"}
         ax.bar(x, g["logp_drop"], color=[colors[k] for k in g["kind"]],
-               yerr=[g["logp_drop"] - g["ci_low"], g["ci_high"] - g["logp_drop"]], error_kw={"lw": 0.5})
+               yerr=_err(g["logp_drop"], g["ci_low"], g["ci_high"]), error_kw={"lw": 0.5})
         ax.set_xticks(x, labels, rotation=90, fontsize=5)
         ax.set_ylabel("Δ log p")
         ax.set_title(task, fontsize=8)
@@ -694,7 +700,7 @@ def ensemble_points(table: pd.DataFrame, metric: str = "aopc_comprehensiveness")
         g = g.sort_values("value")
         y = np.arange(len(g))
         colors = ["C3" if m.startswith("ensemble") else ("grey" if m == "random" else "C0") for m in g["method"]]
-        ax.errorbar(g["value"], y, xerr=[g["value"] - g["ci_low"], g["ci_high"] - g["value"]], fmt="none",
+        ax.errorbar(g["value"], y, xerr=_err(g["value"], g["ci_low"], g["ci_high"]), fmt="none",
                     ecolor="grey", lw=0.6)
         ax.scatter(g["value"], y, c=colors, zorder=3, s=18)
         ax.set_yticks(y, g["method"], fontsize=6)
@@ -711,7 +717,7 @@ def stability_bars(table: pd.DataFrame) -> plt.Figure:
     for ax, ((dataset, model), g) in zip(axes[0], groups):
         g = g.sort_values("value")
         y = np.arange(len(g))
-        ax.barh(y, g["value"], xerr=[g["value"] - g["ci_low"], g["ci_high"] - g["value"]], color="C0",
+        ax.barh(y, g["value"], xerr=_err(g["value"], g["ci_low"], g["ci_high"]), color="C0",
                 error_kw={"lw": 0.6})
         ax.set_yticks(y, g["method"], fontsize=6)
         ax.set_xlabel("Kendall τ between seeds' explanations")

@@ -454,8 +454,8 @@ def generation_interventions(study: Seq2SeqStudy, n_permutations: int = 10, seed
 
 
 def _model_interventions(study: Seq2SeqStudy, m: TrainedSeq2Seq, n_permutations: int, seed: int) -> pd.DataFrame:
-    """One model's rows of :func:`generation_interventions`, cached per model (the Bible model's IG over every
-    generated step takes tens of minutes on a CPU, and notebook 13 asks for the softmax models twice)."""
+    """One model's rows of :func:`generation_interventions`, cached per model (IG over every generated step of
+    the Bible test verses takes minutes per model on a CPU, and notebook 13 asks for the softmax models twice)."""
     key = {"model": [m.task, m.seed, m.variant], "config": study.cfg.seq2seq, "n_permutations": n_permutations,
            "seed": seed, "code_version": MODEL_CODE_VERSION}
     return study.cache.get_or_compute("seq2seq_interventions", key,
@@ -546,17 +546,25 @@ def peakedness_table(per_step: pd.DataFrame, bins: tuple[float, ...] = PEAKEDNES
     (``attention_max``, which a reader of the attention map sees). Per task, variant and bin: how often the
     most-attended source token is the one whose removal hurts most, the permutation change rate, the drop in
     log p when the most-attended token is erased and the largest single-token drop (LOO), each with a CI that
-    resamples sentences, and the bin's share of the steps."""
+    resamples sentences, and the bin's share of the steps.
+
+    Bins are closed on the right (``[0, 0.4], (0.4, 0.6], ...``): a weight on an edge goes to the lower bin.
+    A bin without steps gets no row. ``attention_max`` outside [0, 1], or missing, is an error: it would
+    otherwise drop out of every bin and leave the shares summing to less than 1."""
     from aine_lib.metrics.bootstrap import cluster_bootstrap_ci
 
     if len(bins) < 2 or list(bins) != sorted(set(bins)) or bins[0] < 0.0 or bins[-1] > 1.0:
         raise ValueError(f"bins {bins} must be increasing edges within [0, 1], e.g. {PEAKEDNESS_BINS}")
+    weights = per_step["attention_max"].to_numpy(dtype=float)
+    if np.isnan(weights).any() or (weights < 0).any() or (weights > 1).any():
+        raise ValueError("attention_max must be a weight in [0, 1] for every step; recompute the interventions "
+                         "with seq2seq.generation_interventions")
     if "variant" not in per_step:
         per_step = per_step.assign(variant="softmax")
     metrics = ("top_attention_is_top_loo", "permutation_change_rate", "erase_top_attention", "erase_top_loo")
     rows = []
     for (task, variant), g in per_step.groupby(["task", "variant"], sort=False):
-        # the lowest edge is included, so a step whose weights are all 0 (no source) is not silently dropped
+        # the lowest edge is included, so a weight equal to bins[0] is not dropped
         binned = pd.cut(g["attention_max"], list(bins), include_lowest=True, labels=False)
         for i, b in g.groupby(binned, sort=True):
             row = {"task": task, "variant": variant, "attention_max_low": bins[int(i)],

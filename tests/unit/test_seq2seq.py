@@ -240,12 +240,15 @@ def test_generation_interventions_are_cached_per_model(tmp_path, monkeypatch):
 
     cfg = load_config(REPO / "configs" / "smoke.yaml",
                       {"cache_dir": str(tmp_path / "cache"), "progress": False, "seq2seq.tasks": ["copy"],
-                       "seq2seq.n_train": 64, "seq2seq.n_dev": 16, "seq2seq.n_test": 16, "seq2seq.epochs": 1,
+                       "seq2seq.seeds": [0, 1], "seq2seq.n_train": 64, "seq2seq.n_dev": 16, "seq2seq.n_test": 16, "seq2seq.epochs": 1,
                        "seq2seq.d_model": 16, "seq2seq.d_ff": 32, "seq2seq.max_analysis_examples": 3,
                        "seq2seq.ig_steps": 2})
     study = s2.Seq2SeqStudy(cfg)
     first = s2.generation_interventions(study, n_permutations=2, seed=0)
-    assert len(first) > 0 and set(first["task"]) == {"copy"}
+    assert len(first) > 0 and set(first["task"]) == {"copy"} and set(first["seed"]) == {0, 1}
+    for m in study.models():          # each model's entry holds that model's rows (a key without the seed fails)
+        own = first[first["seed"] == m.seed].reset_index(drop=True)
+        pd.testing.assert_frame_equal(own, s2._compute_model_interventions(study, m, 2, 0))
 
     def recompute(*args, **kwargs):
         raise AssertionError("interventions recomputed although they are cached")
@@ -274,6 +277,8 @@ def test_peakedness_table_bins_steps_by_their_largest_attention_weight():
     assert (table["erase_top_loo_ci_low"] <= table["erase_top_loo"]).all()
     with pytest.raises(ValueError, match="increasing edges"):
         peakedness_table(per_step, bins=(0.5, 0.2, 1.0))
+    with pytest.raises(ValueError, match=r"in \[0, 1\]"):
+        peakedness_table(per_step.assign(attention_max=[0.1, float("nan"), 0.9, 1.0]))
     import matplotlib
 
     matplotlib.use("Agg")
@@ -283,3 +288,7 @@ def test_peakedness_table_bins_steps_by_their_largest_attention_weight():
     assert [len(c.lines[0].get_xdata()) for c in fig.axes[0].containers] == [2]
     fig = plotting.peakedness_points(table, min_tokens=3)               # too few tokens: nothing drawn
     assert fig.axes[0].containers == []
+    # a mean one ulp outside its bootstrap CI (different summation order) is drawn, not refused by matplotlib
+    off = table.assign(top_attention_is_top_loo_ci_high=table["top_attention_is_top_loo"] - 1e-16,
+                       permutation_change_rate_ci_low=table["permutation_change_rate"] + 1e-16)
+    plotting.peakedness_points(off, min_tokens=2)
