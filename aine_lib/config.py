@@ -590,7 +590,7 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             key_tp, value_tp = args
             value = {_coerce(k, key_tp, f"{key} key {k!r}"): _coerce(v, value_tp, f"{key}.{k}")
                      for k, v in value.items()}
-        return types.MappingProxyType(dict(value))
+        return FrozenDict(value)
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, Mapping):
             raise bad
@@ -664,6 +664,19 @@ def load_config(path: str | os.PathLike, overrides: Mapping[str, Any] | None = N
         raw = _deep_merge(dict(raw), overrides)
     cfg = build_dataclass(StudyConfig, raw)
     return dataclasses.replace(cfg, source=str(path.resolve()))
+
+
+class FrozenDict(dict):
+    """The read-only mapping a config's ``Mapping`` fields hold. Unlike ``types.MappingProxyType`` it pickles,
+    so a config can travel to process-pool and Ray workers (`aine run --executor local --workers 2`)."""
+
+    def _read_only(self, *args, **kwargs):
+        raise TypeError("config mappings are read-only; change them with an override or dataclasses.replace")
+
+    __setitem__ = __delitem__ = __ior__ = clear = pop = popitem = setdefault = update = _read_only
+
+    def __reduce__(self):
+        return (FrozenDict, (dict(self),))
 
 
 def config_to_dict(cfg: Any) -> Any:

@@ -94,3 +94,22 @@ def test_per_dataset_analysis_caps_are_checked():
         TransformerStudyConfig(analysis_examples={"imdb": 3})
     with pytest.raises(ConfigError, match="positive integer"):
         TransformerStudyConfig(analysis_examples={"sst": 0})
+
+
+def test_configs_pickle_for_process_pool_workers_and_their_mappings_stay_read_only():
+    """`aine run --executor local --workers 2` sends the config to worker processes: it must pickle, including
+    its Mapping fields (types.MappingProxyType did not), and come back equal with the same cache keys."""
+    import pickle
+
+    from aine_lib.io import canonical
+    from tests.conftest import REPO
+
+    cfg = load_config(REPO / "configs" / "paper.yaml")
+    mapping = cfg.transformer.analysis_examples
+    assert dict(mapping) == {"newsgroups": 200}
+    with pytest.raises(TypeError, match="read-only"):
+        mapping["sst"] = 10
+    back = pickle.loads(pickle.dumps(cfg))
+    assert back == cfg and canonical(back) == canonical(cfg)
+    with pytest.raises(TypeError, match="read-only"):
+        back.transformer.analysis_examples["sst"] = 10
