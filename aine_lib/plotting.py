@@ -631,7 +631,8 @@ def head_importance_scatter(table: pd.DataFrame) -> plt.Figure:
         sizes = 15 + 400 * g["explanation_share"].fillna(0)
         sc = ax.scatter(g["cls_entropy"], g["prob_drop"], s=sizes, c=g["layer"], cmap="viridis", alpha=0.8,
                         edgecolors="black", linewidths=0.3)
-        ax.errorbar(g["cls_entropy"], g["prob_drop"], yerr=_err(g["prob_drop"], g["prob_drop_ci_low"], g["prob_drop_ci_high"]),
+        ax.errorbar(g["cls_entropy"], g["prob_drop"],
+                    yerr=_err(g["prob_drop"], g["prob_drop_ci_low"], g["prob_drop_ci_high"]),
                     fmt="none", ecolor="grey", lw=0.5)
         ax.axhline(0, color="black", lw=0.6)
         ax.set_xlabel("[CLS] attention entropy (normalised)")
