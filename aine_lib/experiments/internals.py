@@ -455,7 +455,7 @@ def seq2seq_head_importance(study, m, seed: int = 0) -> pd.DataFrame:
                                              "tokens": int(s.sum())})
         return pd.DataFrame(rows)
 
-    key = {"model": [m.task, m.seed, m.variant], "config": study.cfg.seq2seq, "what": "head_ablation"}
+    key = study.model_key(m) | {"what": "head_ablation"}
     per = study.cache.get_or_compute("internals_seq2seq_ablation", key, compute)
     out = []
     for (kind, layer, head), g in per.groupby(["kind", "layer", "head"], sort=False):

@@ -26,11 +26,16 @@ import torch
 from aine_lib.config import StudyConfig
 from aine_lib.data.transduction import TransductionExample, make_task
 from aine_lib.driver import progress_enabled
-from aine_lib.io import ResultCache
+from aine_lib.io import ResultCache, params_key
 from aine_lib.metrics.alignment import alignment_from_scores, corpus_aer
 from aine_lib.models.rnn_attention import MODEL_CODE_VERSION
 from aine_lib.models.seq2seq_training import TokenVocabulary, collate_pairs
 from aine_lib.repro import get_device, seed_everything
+
+#: Bumped whenever an analysis of a trained encoder-decoder (the explanation score matrices, LOO, IG, the
+#: generation interventions, head ablation) computes something different for the same model and rows; it is
+#: part of every such analysis's cache key (:meth:`Seq2SeqStudy.model_key`).
+ANALYSIS_CODE_VERSION = 1
 
 EXPLANATIONS = ("cross_attention_mean", "rollout", "norm", "gradient_x_input", "integrated_gradients", "loo")
 
@@ -88,6 +93,9 @@ class TrainedSeq2Seq:
     history: pd.DataFrame
     best_epoch: int
     variant: str = "softmax"
+    #: :func:`aine_lib.io.params_key` of everything the weights were trained from (task data, model and
+    #: training config, seed, model code version); set by :meth:`Seq2SeqStudy.train`
+    training_key: str | None = None
 
 
 class Seq2SeqStudy:
@@ -206,7 +214,23 @@ class Seq2SeqStudy:
         partial.unlink(missing_ok=True)
         model.load_state_dict(result.state_dict)
         model.eval()
-        return TrainedSeq2Seq(task, seed, model, result.history, result.best_epoch, variant)
+        return TrainedSeq2Seq(task, seed, model, result.history, result.best_epoch, variant,
+                              training_key=params_key(params))
+
+    def model_key(self, m: TrainedSeq2Seq) -> dict:
+        """Identifies a trained model and the rows it is analysed on, for the analysis caches: the training
+        key (so retrained weights, e.g. after the task data changed, are never answered from an old
+        analysis), a fingerprint of the analysis examples (sources, targets and alignments), the seq2seq
+        config (IG steps, analysis caps) and :data:`ANALYSIS_CODE_VERSION`."""
+        if m.training_key is None:
+            raise ValueError(f"the {m.task} model (seed {m.seed}, {m.variant}) carries no training_key, so its "
+                             "analyses cannot be cached safely; get models from Seq2SeqStudy.train / .models")
+        rows = [(e.source, e.target, sorted(e.alignment), e.source_word_ids, e.target_word_ids,
+                 None if e.word_sure is None else sorted(e.word_sure),
+                 None if e.word_possible is None else sorted(e.word_possible)) for e in self.analysis(m.task)]
+        return {"model": [m.task, m.seed, m.variant], "training": m.training_key,
+                "rows": hashlib.sha256(repr(rows).encode()).hexdigest()[:20], "n": len(rows),
+                "config": self.cfg.seq2seq, "analysis_version": ANALYSIS_CODE_VERSION}
 
     def models(self, variants: tuple[str, ...] = ("softmax",)):
         for task in self.tasks:
@@ -304,8 +328,7 @@ def score_matrices(study: Seq2SeqStudy, m: TrainedSeq2Seq) -> dict[str, list[np.
     data = study.data(m.task)
     examples = study.analysis(m.task)
     pairs = [(data.vocab.encode(e.source), data.vocab.encode(e.target)) for e in examples]
-    key = {"model": [m.task, m.seed, m.variant], "config": study.cfg.seq2seq, "n": len(pairs),
-           "code_version": MODEL_CODE_VERSION}
+    key = study.model_key(m)
 
     def compute() -> dict[str, list[np.ndarray]]:
         out: dict[str, list[np.ndarray]] = {}
@@ -456,8 +479,7 @@ def generation_interventions(study: Seq2SeqStudy, n_permutations: int = 10, seed
 def _model_interventions(study: Seq2SeqStudy, m: TrainedSeq2Seq, n_permutations: int, seed: int) -> pd.DataFrame:
     """One model's rows of :func:`generation_interventions`, cached per model (IG over every generated step of
     the Bible test verses takes minutes per model on a CPU, and notebook 13 asks for the softmax models twice)."""
-    key = {"model": [m.task, m.seed, m.variant], "config": study.cfg.seq2seq, "n_permutations": n_permutations,
-           "seed": seed, "code_version": MODEL_CODE_VERSION}
+    key = study.model_key(m) | {"n_permutations": n_permutations, "seed": seed}
     return study.cache.get_or_compute("seq2seq_interventions", key,
                                       lambda: _compute_model_interventions(study, m, n_permutations, seed))
 

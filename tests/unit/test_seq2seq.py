@@ -292,3 +292,39 @@ def test_peakedness_table_bins_steps_by_their_largest_attention_weight():
     off = table.assign(top_attention_is_top_loo_ci_high=table["top_attention_is_top_loo"] - 1e-16,
                        permutation_change_rate_ci_low=table["permutation_change_rate"] + 1e-16)
     plotting.peakedness_points(off, min_tokens=2)
+
+
+def test_seq2seq_analysis_keys_follow_the_training_data_the_rows_and_the_analysis_code(tmp_path, monkeypatch):
+    """An analysis cached for one model must not answer for weights trained on other data (the key used to
+    name only task, seed and variant), nor survive a change of the analysis code."""
+    from dataclasses import replace
+
+    from tests.conftest import REPO
+    from aine_lib.config import load_config
+    from aine_lib.experiments import seq2seq as s2
+    from aine_lib.io import params_key
+
+    def study(**kw):
+        cfg = load_config(REPO / "configs" / "smoke.yaml",
+                          {"cache_dir": str(tmp_path / "cache"), "progress": False, "seq2seq.tasks": ["copy"],
+                           "seq2seq.seeds": [0], "seq2seq.n_train": 48, "seq2seq.n_dev": 8, "seq2seq.n_test": 8,
+                           "seq2seq.epochs": 1, "seq2seq.d_model": 16, "seq2seq.d_ff": 32,
+                           "seq2seq.max_analysis_examples": 3} | kw)
+        return s2.Seq2SeqStudy(cfg)
+
+    a = study()
+    m = a.train("copy", 0)
+    key = a.model_key(m)
+    assert m.training_key is not None and key == study().model_key(study().train("copy", 0))
+    # more training data: other weights, so another key, although task, seed, variant and rows are the same
+    b = study(**{"seq2seq.n_train": 56})
+    mb = b.train("copy", 0)
+    assert b.analysis("copy") == a.analysis("copy")
+    assert mb.training_key != m.training_key and params_key(b.model_key(mb)) != params_key(key)
+    # other analysis rows
+    assert study(**{"seq2seq.max_analysis_examples": 2}).model_key(m)["rows"] != key["rows"]
+    # the analysis code changed
+    monkeypatch.setattr(s2, "ANALYSIS_CODE_VERSION", s2.ANALYSIS_CODE_VERSION + 1)
+    assert params_key(a.model_key(m)) != params_key(key)
+    with pytest.raises(ValueError, match="training_key"):
+        a.model_key(replace(m, training_key=None))
