@@ -663,7 +663,11 @@ def readout_curves(table: pd.DataFrame) -> plt.Figure:
     fig, axes = plt.subplots(1, len(groups), figsize=(3.4 * len(groups), 3.0), squeeze=False)
     for ax, ((dataset, model), g) in zip(axes[0], groups):
         for readout, r in g.groupby("readout", sort=False):
-            ax.plot(r["layer"], r["accuracy"], marker="o", ms=3, label=readout.replace("_", " "))
+            label = readout.replace("_", " ")
+            draws = int(r["control_draws"].max()) if "control_draws" in r else 0
+            if draws > 1:      # its band is the spread over permutations, not a bootstrap CI
+                label += f" (mean of {draws}; band: 95 % of draws)"
+            ax.plot(r["layer"], r["accuracy"], marker="o", ms=3, label=label)
             ax.fill_between(r["layer"], r["ci_low"], r["ci_high"], alpha=0.15)
         ax.axhline(float(g["chance"].iloc[0]), color="black", ls=":", lw=0.8, label="majority class")
         ax.set_xlabel("layer (0 = embeddings)")

@@ -196,11 +196,19 @@ def cls_states(study: TransformerStudy, m: TrainedTransformer, split: EncodedSpl
 
 
 def layer_readout(study: TransformerStudy, m: TrainedTransformer, probe_train: int | None = 2000,
-                  seed: int = 0) -> pd.DataFrame:
+                  seed: int = 0, control_permutations: int = 10) -> pd.DataFrame:
     """Per layer (0 = embeddings): test accuracy of a linear probe on the [CLS] state, of the same probe
     trained on shuffled labels (a control that must stay at chance), and of the logit lens (the model's own
     pooler + classifier on that layer's [CLS] state), plus the lens's agreement with the model's prediction.
-    Probes are trained on (at most ``probe_train``) training rows; accuracies carry bootstrap CIs."""
+    Probes are trained on (at most ``probe_train``) training rows; accuracies carry bootstrap CIs.
+
+    The shuffled-label control is trained on ``control_permutations`` independent permutations of the
+    training labels: its row gives their mean accuracy, and ``ci_low``/``ci_high`` are the 2.5 / 97.5 %
+    quantiles *over the permutations* (``control_draws`` of them). One permutation is not enough where the
+    states fall into class clusters: the probe then learns whatever cluster imbalance that permutation
+    has, and its test accuracy varies with a standard deviation of about 0.2 (the planted task)."""
+    if control_permutations < 1:
+        raise ValueError(f"control_permutations must be at least 1, got {control_permutations}")
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -211,30 +219,42 @@ def layer_readout(study: TransformerStudy, m: TrainedTransformer, probe_train: i
     def compute() -> pd.DataFrame:
         x_train, x_test = cls_states(study, m, train), cls_states(study, m, test)
         y_train, y_test = np.asarray(train.labels), np.asarray(test.labels)
-        shuffled = np.random.default_rng(seed).permutation(y_train)
+        rng = np.random.default_rng(seed)
+        shuffled = [rng.permutation(y_train) for _ in range(control_permutations)]
         with torch.no_grad():
             final = m.model.classifier(torch.tanh(m.model.pooler(torch.as_tensor(x_test[:, -1]).to(study.device))))
             model_pred = final.argmax(-1).cpu().numpy()
         rows = []
         for layer in range(x_train.shape[1]):
-            results = {}
-            for name, labels in (("probe", y_train), ("probe_shuffled_labels", shuffled)):
+            def fit_predict(labels: np.ndarray) -> np.ndarray:
                 probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=1.0))
                 probe.fit(x_train[:, layer], labels)
-                results[name] = probe.predict(x_test[:, layer])
+                return probe.predict(x_test[:, layer])
+
             with torch.no_grad():
                 h = torch.as_tensor(x_test[:, layer]).to(study.device)
-                results["logit_lens"] = m.model.classifier(torch.tanh(m.model.pooler(h))).argmax(-1).cpu().numpy()
-            for name, pred in results.items():
+                lens = m.model.classifier(torch.tanh(m.model.pooler(h))).argmax(-1).cpu().numpy()
+            chance = float(np.bincount(y_test).max() / len(y_test))
+            out = {}
+            for name, pred in (("probe", fit_predict(y_train)), ("logit_lens", lens)):
                 correct = (pred == y_test).astype(float)
-                lo, hi = bootstrap_ci(correct, seed=seed)
+                out[name] = (float(correct.mean()), *bootstrap_ci(correct, seed=seed),
+                             float((pred == model_pred).mean()), 0)
+            preds = [fit_predict(labels) for labels in shuffled]
+            accs = np.array([(p == y_test).mean() for p in preds])
+            out["probe_shuffled_labels"] = (float(accs.mean()), *(float(x) for x in np.quantile(accs, [0.025, 0.975])),
+                                            float(np.mean([(p == model_pred).mean() for p in preds])),
+                                            control_permutations)
+            for name in ("probe", "probe_shuffled_labels", "logit_lens"):
+                acc, lo, hi, agreement, draws = out[name]
                 rows.append({"dataset": m.dataset, "model": m.kind, "seed": m.seed, "layer": layer,
-                             "readout": name, "accuracy": float(correct.mean()), "ci_low": lo, "ci_high": hi,
-                             "agreement_with_model": float((pred == model_pred).mean()),
-                             "chance": float(np.bincount(y_test).max() / len(y_test)), "n": len(y_test)})
+                             "readout": name, "accuracy": acc, "ci_low": lo, "ci_high": hi,
+                             "agreement_with_model": agreement, "chance": chance, "control_draws": draws,
+                             "n": len(y_test)})
         return pd.DataFrame(rows)
 
-    key = study.model_key(m) | {"readout": "cls", "probe_train": probe_train, "seed": seed}
+    key = study.model_key(m) | {"readout": "cls", "probe_train": probe_train, "seed": seed,
+                                "control_permutations": control_permutations}
     return study.cache.get_or_compute("internals_readout", key, compute)
 
 

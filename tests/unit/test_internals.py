@@ -119,6 +119,13 @@ def test_a_probe_on_shuffled_labels_stays_at_chance_and_the_real_probe_does_not(
     last = trained.model.cfg.layers
     shuffled = readout[readout["readout"] == "probe_shuffled_labels"]
     assert (shuffled["accuracy"] - 0.5).abs().max() < 0.12, shuffled[["layer", "accuracy"]]
+    # the control is a mean over independent permutations, its band their spread (one draw is noise where
+    # the states cluster by class)
+    assert (shuffled["control_draws"] == 10).all()
+    assert ((shuffled["ci_low"] <= shuffled["accuracy"]) & (shuffled["accuracy"] <= shuffled["ci_high"])).all()
+    assert (shuffled["ci_high"] > shuffled["ci_low"]).any()
+    with pytest.raises(ValueError, match="control_permutations"):
+        ins.layer_readout(study, trained, probe_train=400, control_permutations=0)
     probe = readout[(readout["readout"] == "probe") & (readout["layer"] == last)]["accuracy"].iloc[0]
     assert probe > 0.8
     lens = readout[(readout["readout"] == "logit_lens") & (readout["layer"] == last)]
