@@ -224,33 +224,34 @@ def layer_readout(study: TransformerStudy, m: TrainedTransformer, probe_train: i
         with torch.no_grad():
             final = m.model.classifier(torch.tanh(m.model.pooler(torch.as_tensor(x_test[:, -1]).to(study.device))))
             model_pred = final.argmax(-1).cpu().numpy()
+        chance = float(np.bincount(y_test).max() / len(y_test))
         rows = []
-        for layer in range(x_train.shape[1]):
-            def fit_predict(labels: np.ndarray) -> np.ndarray:
-                probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=1.0))
-                probe.fit(x_train[:, layer], labels)
-                return probe.predict(x_test[:, layer])
 
+        def fit_predict(layer: int, labels: np.ndarray) -> np.ndarray:
+            probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=1.0))
+            probe.fit(x_train[:, layer], labels)
+            return probe.predict(x_test[:, layer])
+
+        def add(layer: int, name: str, accuracy: float, lo: float, hi: float, agreement: float, draws: int):
+            rows.append({"dataset": m.dataset, "model": m.kind, "seed": m.seed, "layer": layer, "readout": name,
+                         "accuracy": float(accuracy), "ci_low": float(lo), "ci_high": float(hi),
+                         "agreement_with_model": float(agreement), "chance": chance, "control_draws": draws,
+                         "n": len(y_test)})
+
+        def add_scored(layer: int, name: str, pred: np.ndarray):
+            correct = (pred == y_test).astype(float)
+            add(layer, name, correct.mean(), *bootstrap_ci(correct, seed=seed), (pred == model_pred).mean(), 0)
+
+        for layer in range(x_train.shape[1]):
+            add_scored(layer, "probe", fit_predict(layer, y_train))
+            preds = [fit_predict(layer, labels) for labels in shuffled]
+            accs = np.array([(p == y_test).mean() for p in preds])
+            add(layer, "probe_shuffled_labels", accs.mean(), *np.quantile(accs, [0.025, 0.975]),
+                np.mean([(p == model_pred).mean() for p in preds]), control_permutations)
             with torch.no_grad():
                 h = torch.as_tensor(x_test[:, layer]).to(study.device)
                 lens = m.model.classifier(torch.tanh(m.model.pooler(h))).argmax(-1).cpu().numpy()
-            chance = float(np.bincount(y_test).max() / len(y_test))
-            out = {}
-            for name, pred in (("probe", fit_predict(y_train)), ("logit_lens", lens)):
-                correct = (pred == y_test).astype(float)
-                out[name] = (float(correct.mean()), *bootstrap_ci(correct, seed=seed),
-                             float((pred == model_pred).mean()), 0)
-            preds = [fit_predict(labels) for labels in shuffled]
-            accs = np.array([(p == y_test).mean() for p in preds])
-            out["probe_shuffled_labels"] = (float(accs.mean()), *(float(x) for x in np.quantile(accs, [0.025, 0.975])),
-                                            float(np.mean([(p == model_pred).mean() for p in preds])),
-                                            control_permutations)
-            for name in ("probe", "probe_shuffled_labels", "logit_lens"):
-                acc, lo, hi, agreement, draws = out[name]
-                rows.append({"dataset": m.dataset, "model": m.kind, "seed": m.seed, "layer": layer,
-                             "readout": name, "accuracy": acc, "ci_low": lo, "ci_high": hi,
-                             "agreement_with_model": agreement, "chance": chance, "control_draws": draws,
-                             "n": len(y_test)})
+            add_scored(layer, "logit_lens", lens)
         return pd.DataFrame(rows)
 
     key = study.model_key(m) | {"readout": "cls", "probe_train": probe_train, "seed": seed,
