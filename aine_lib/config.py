@@ -399,6 +399,8 @@ class ScalingConfig:
     rnn_attention: Literal["additive", "dot"] = "additive"
     fractions: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0)
     seeds: tuple[int, ...] = (0, 1, 2)
+    # per-family seeds that replace ``seeds`` (say {minilm: [0, 1]} where a family's training dominates the cost)
+    family_seeds: Mapping[ScalingFamily, tuple[int, ...]] = field(default_factory=dict)
     max_analysis_examples: int | None = 200
     attention_methods: tuple[str, ...] = ("attention", "attention_cls_last", "attention_cls_mean")
     other_methods: tuple[str, ...] = ("gradient_x_input", "integrated_gradients", "loo")
@@ -416,6 +418,13 @@ class ScalingConfig:
                 raise ConfigError(f"scaling.{name} must be a non-empty list without repeats, got {list(values)}")
         if any(not 0 < f <= 1 for f in self.fractions):
             raise ConfigError(f"scaling.fractions must be in (0, 1], got {list(self.fractions)}")
+        for family, seeds in self.family_seeds.items():
+            if family not in self.families:
+                raise ConfigError(f"scaling.family_seeds: {family!r} is not in scaling.families {list(self.families)}; "
+                                  "add it there or remove its entry")
+            if not seeds or len(set(seeds)) != len(seeds):
+                raise ConfigError(f"scaling.family_seeds.{family} must be a non-empty list without repeats, "
+                                  f"got {list(seeds)}")
         if any(v < 1 for v in self.model_layers):
             raise ConfigError(f"scaling.model_layers must be >= 1, got {list(self.model_layers)}")
         if any(v < 1 for v in self.model_hidden):
@@ -438,6 +447,10 @@ class ScalingConfig:
         if bad:
             raise ConfigError(f"scaling.other_methods: {bad} are unknown or attention methods; choose from "
                               f"{sorted(known - attention)}")
+
+    def seeds_of(self, family: str) -> tuple[int, ...]:
+        """The training seeds of ``family`` on the data curves (``family_seeds``, else ``seeds``)."""
+        return tuple(self.family_seeds.get(family, self.seeds))
 
 
 @dataclass(frozen=True)

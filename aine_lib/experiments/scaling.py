@@ -65,7 +65,8 @@ class ScalingPoint:
 def data_points(cfg: StudyConfig) -> list[ScalingPoint]:
     s = cfg.scaling
     return [ScalingPoint(family, dataset, fraction, seed)
-            for dataset in s.datasets for family in s.families for fraction in s.fractions for seed in s.seeds]
+            for dataset in s.datasets for family in s.families for fraction in s.fractions
+            for seed in s.seeds_of(family)]
 
 
 def model_points(cfg: StudyConfig) -> list[ScalingPoint]:

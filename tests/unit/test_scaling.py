@@ -188,3 +188,15 @@ def test_executor_and_scaling_config_errors_name_the_fix(tiny_config, cfg):
     bad = replace(cfg, data=replace(cfg.data, datasets=("sst",)))
     with pytest.raises(ValueError, match="not in data.datasets"):
         sc.check_datasets(bad)
+
+
+def test_family_seeds_replace_the_seeds_of_one_family_only(tiny_config, cfg):
+    s = replace(cfg.scaling, family_seeds={"scratch": (3,)})
+    points = sc.data_points(replace(cfg, scaling=s))
+    assert {p.seed for p in points if p.family == "scratch"} == {3}
+    assert {p.seed for p in points if p.family == "average"} == set(cfg.scaling.seeds)
+    assert len(points) == len(cfg.scaling.fractions) * (len(cfg.scaling.seeds) + 1)
+    with pytest.raises(ConfigError, match="not in scaling.families"):
+        load_config(tiny_config("scaling:\n  families: [average]\n  family_seeds: {lstm: [0]}\n"))
+    with pytest.raises(ConfigError, match="family_seeds.average must be a non-empty list"):
+        load_config(tiny_config("scaling:\n  family_seeds: {average: []}\n"))
