@@ -270,6 +270,38 @@ def _generation(tables: Path) -> list[str]:
     return out
 
 
+def _decay(tables: Path) -> list[str]:
+    """The decay curve's peak against how often the most-attended token is the one the decision needs."""
+    mass = _read(tables, "seq2seq_attention_decay")
+    sf = _read(tables, "seq2seq_faithfulness")
+    peaked = _read(tables, "seq2seq_peakedness")
+    if mass is None or sf is None or peaked is None:
+        return [_pending("13_generation_decisions")]
+    last = mass[mass["layer"] == mass.groupby("task")["layer"].transform("max")]
+    peak = last[last["distance"] == 0].groupby("task", sort=False)["mass"].mean()
+    top = sf[(sf["variant"] == "softmax") & (sf["metric"] == "top_attention_is_top_loo")].set_index("task")
+    bins = peaked[(peaked["variant"] == "softmax") & (peaked["share_of_steps"] >= 0.05)]
+    parts = []
+    for task, value in peak.items():
+        if task not in top.index:
+            continue
+        text = (f"{task}: {_num(value)} of the last layer's attention at distance 0, yet the most-attended "
+                f"token is the LOO-best for {_pct(top.loc[task, 'value'])} of tokens")
+        b = bins[bins["task"] == task].sort_values("attention_max_low")
+        if len(b) > 1:
+            flat, sharp = b.iloc[0], b.iloc[-1]
+            text += (f" ({_pct(flat['top_attention_is_top_loo'])} where the largest weight is "
+                     f"≤ {_num(flat['attention_max_high'], 1)}, {_pct(flat['share_of_steps'])} of steps; "
+                     f"{_pct(sharp['top_attention_is_top_loo'])} where it is > {_num(sharp['attention_max_low'], 1)})")
+        parts.append(text)
+    if not parts:
+        return []
+    return ["**Decay curves** (mean cross-attention mass on the aligned source token, softmax models): the "
+            "average curve peaks where it should, but it cannot tell the steps where attention points "
+            "elsewhere than the decision needs: " + "; ".join(parts) +
+            " (chapter 13, `seq2seq_attention_decay.csv`, `seq2seq_peakedness.csv`)."]
+
+
 QUESTIONS = (
     ("Does attention tell us which inputs matter?",
      lambda t: _rnn_inputs(t) + _transformer_inputs(t) + _ensembles(t)),
@@ -383,7 +415,7 @@ SEED_QUESTIONS = (
     ("Why did the model produce this output?",
      lambda t: _transformer_inputs(t) + _generation(t)[:1]),
     ("Why do attention distributions and their decay curves not fully explain decisions?",
-     lambda t: _rnn_inputs(t) + _internal(t)),
+     lambda t: _rnn_inputs(t) + _internal(t) + _decay(t)),
     ("How can interpretability be improved?",
      lambda t: _generation(t)[1:] + _ensembles(t)),
     ("Which models are more interpretable?", _scaling_models),

@@ -97,3 +97,27 @@ def test_scaling_answers_and_the_evidence_table_come_from_the_tables(tmp_path):
     scaling = table[table["question_number"] == 5]
     assert (scaling["chapter"] == "14").all() and (scaling["table"] == "scaling_data.csv").all()
     assert not scaling["pending"].any() and table[table["question_number"] == 1]["pending"].all()
+
+
+def test_decay_answer_sets_the_curve_peak_against_the_per_step_evidence(tmp_path):
+    from aine_lib.answers import evidence_table, seed_answers_markdown
+
+    pd.DataFrame({"task": "bible", "seed": 0, "layer": [1, 1, 3, 3, 3], "distance": [0, 1, -1, 0, 1],
+                  "mass": [0.9, 0.05, 0.1, 0.34, 0.1]}).to_csv(tmp_path / "seq2seq_attention_decay.csv", index=False)
+    metrics = ["top_attention_is_top_loo", "erase_top_attention", "erase_top_loo", "erase_random",
+               "permutation_change_rate"]
+    pd.DataFrame({"task": "bible", "variant": ["softmax"] * 5 + ["entmax15"], "metric": metrics + metrics[:1],
+                  "value": [0.66, 2.0, 3.0, 0.1, 0.5, 0.9], "ci_low": 0, "ci_high": 1, "n_tokens": 10,
+                  "n_sentences": 5}).to_csv(tmp_path / "seq2seq_faithfulness.csv", index=False)
+    pd.DataFrame({"task": "bible", "variant": "softmax", "attention_max_low": [0.0, 0.4, 0.8],
+                  "attention_max_high": [0.4, 0.8, 1.0], "share_of_steps": [0.37, 0.6, 0.03],
+                  "top_attention_is_top_loo": [0.41, 0.8, 1.0]}).to_csv(tmp_path / "seq2seq_peakedness.csv", index=False)
+    text = seed_answers_markdown(tmp_path, "paper")
+    # the last layer (3), not layer 1; the entmax variant is not read; a bin under 5 % of steps is left out
+    assert ("bible: 0.34 of the last layer's attention at distance 0, yet the most-attended token is the LOO-best "
+            "for 66% of tokens (41% where the largest weight is ≤ 0.4, 37% of steps; 80% where it is > 0.4)") in text
+    evidence = evidence_table(tmp_path)
+    row = evidence[evidence["finding"].str.startswith("Decay curves")].iloc[0]
+    assert (row["question_number"], row["chapter"], row["table"]) == (2, "13", "seq2seq_attention_decay.csv")
+    (tmp_path / "seq2seq_peakedness.csv").unlink()
+    assert "Decay curves" not in seed_answers_markdown(tmp_path, "paper")
