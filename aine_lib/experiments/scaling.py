@@ -393,6 +393,8 @@ def paired_tests(results: list[dict], cfg: StudyConfig, metrics: tuple[str, ...]
     """
     from scipy.stats import false_discovery_control
 
+    from aine_lib.metrics.bootstrap import hierarchical_bootstrap
+
     s = cfg.scaling
     rows = []
     for _, group in _groups(results).items():
@@ -410,8 +412,6 @@ def paired_tests(results: list[dict], cfg: StudyConfig, metrics: tuple[str, ...]
                 diff = (sign * (wide[method] - wide[best])).dropna().to_numpy()
                 if len(diff) < 2:
                     continue
-                from aine_lib.metrics.bootstrap import hierarchical_bootstrap
-
                 by_seed = (sign * (cells[method] - cells[best])).unstack("example")      # [seeds, examples]
                 _, boot = hierarchical_bootstrap(by_seed.to_numpy(), seed=seed, n_boot=n_boot)
                 boot = boot[np.isfinite(boot)]
