@@ -682,7 +682,10 @@ def readout_curves(table: pd.DataFrame) -> plt.Figure:
 def seq2seq_head_bars(table: pd.DataFrame) -> plt.Figure:
     """Drop in log p(generated token) when each head is ablated, per task; one panel per task."""
     groups = list(table.groupby("task", sort=False))
-    fig, axes = plt.subplots(len(groups), 1, figsize=(7.5, 2.0 * len(groups)), squeeze=False)
+    fig, axes = plt.subplots(max(len(groups), 1), 1, figsize=(7.5, 2.0 * max(len(groups), 1)), squeeze=False)
+    if not groups:
+        axes[0, 0].set_axis_off()
+        axes[0, 0].text(0.5, 0.5, "no model generated a token", ha="center", va="center")
     for ax, (task, g) in zip(axes[:, 0], groups):
         labels = [f"{k.replace('_self', '')} L{l} H{h}" for k, l, h in zip(g["kind"], g["layer"], g["head"])]
         x = np.arange(len(g))

@@ -445,7 +445,11 @@ def seq2seq_head_importance(study, m, seed: int = 0) -> pd.DataFrame:
     CI resampling sentences, and the share of tokens whose greedy choice changes."""
     from aine_lib.experiments.seq2seq import _batches as s2s_batches, _generated_pairs
 
+    columns = ["task", "variant", "seed", "kind", "layer", "head", "logp_drop", "ci_low", "ci_high",
+               "token_change_rate", "n_tokens", "n_sentences"]
     pairs, index = _generated_pairs(study, m)
+    if not pairs:       # the model generated nothing but EOS (an untrained smoke model): no decision to ablate
+        return pd.DataFrame(columns=columns)
     cfg = m.model.cfg
     kinds = {"encoder_self": cfg.encoder_layers, "decoder_self": cfg.decoder_layers, "cross": cfg.decoder_layers}
 
@@ -491,7 +495,7 @@ def seq2seq_head_importance(study, m, seed: int = 0) -> pd.DataFrame:
                     "logp_drop": float(g["drop_sum"].sum() / g["tokens"].sum()), "ci_low": lo, "ci_high": hi,
                     "token_change_rate": float(g["changed_sum"].sum() / g["tokens"].sum()),
                     "n_tokens": int(g["tokens"].sum()), "n_sentences": len(g)})
-    return pd.DataFrame(out)
+    return pd.DataFrame(out, columns=columns)
 
 
 # ----- ensembles ----------------------------------------------------------------------------------------

@@ -255,3 +255,17 @@ def test_dataset_examples_are_ranked_by_the_cls_activation_and_name_the_ngram_th
     assert table["activation"].is_monotonic_decreasing
     assert all(1 <= len(g.split()) <= 2 for g in table["ngram"])
     assert table["activation_drop_when_occluded"].notna().all()
+
+
+def test_seq2seq_head_importance_of_a_model_that_generates_nothing_is_an_empty_table(monkeypatch):
+    from types import SimpleNamespace
+
+    import aine_lib.experiments.seq2seq as s2
+    from aine_lib import plotting
+
+    monkeypatch.setattr(s2, "_generated_pairs", lambda study, m: ([], []))
+    m = SimpleNamespace(task="copy", variant="softmax", seed=0,
+                        model=SimpleNamespace(cfg=SimpleNamespace(encoder_layers=1, decoder_layers=1, heads=2)))
+    table = ins.seq2seq_head_importance(SimpleNamespace(), m)
+    assert table.empty and {"kind", "layer", "head", "logp_drop"} <= set(table.columns)
+    plotting.seq2seq_head_bars(table)            # one blank panel, not a crash
