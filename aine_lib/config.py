@@ -411,20 +411,19 @@ class ScalingConfig:
     length_bins: int = 4
 
     def __post_init__(self) -> None:
-        for name in ("datasets", "families", "fractions", "seeds", "attention_methods", "other_methods",
-                     "model_layers", "model_hidden", "model_seeds"):
-            values = getattr(self, name)
+        lists = {name: getattr(self, name) for name in ("datasets", "families", "fractions", "seeds",
+                                                          "attention_methods", "other_methods", "model_layers",
+                                                          "model_hidden", "model_seeds")}
+        lists |= {f"family_seeds.{family}": seeds for family, seeds in self.family_seeds.items()}
+        for name, values in lists.items():
             if not values or len(set(values)) != len(values):
                 raise ConfigError(f"scaling.{name} must be a non-empty list without repeats, got {list(values)}")
         if any(not 0 < f <= 1 for f in self.fractions):
             raise ConfigError(f"scaling.fractions must be in (0, 1], got {list(self.fractions)}")
-        for family, seeds in self.family_seeds.items():
-            if family not in self.families:
-                raise ConfigError(f"scaling.family_seeds: {family!r} is not in scaling.families {list(self.families)}; "
-                                  "add it there or remove its entry")
-            if not seeds or len(set(seeds)) != len(seeds):
-                raise ConfigError(f"scaling.family_seeds.{family} must be a non-empty list without repeats, "
-                                  f"got {list(seeds)}")
+        unknown = [family for family in self.family_seeds if family not in self.families]
+        if unknown:
+            raise ConfigError(f"scaling.family_seeds: {unknown[0]!r} is not in scaling.families "
+                              f"{list(self.families)}; add it there or remove its entry")
         if any(v < 1 for v in self.model_layers):
             raise ConfigError(f"scaling.model_layers must be >= 1, got {list(self.model_layers)}")
         if any(v < 1 for v in self.model_hidden):

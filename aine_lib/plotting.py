@@ -682,7 +682,8 @@ def readout_curves(table: pd.DataFrame) -> plt.Figure:
 def seq2seq_head_bars(table: pd.DataFrame) -> plt.Figure:
     """Drop in log p(generated token) when each head is ablated, per task; one panel per task."""
     groups = list(table.groupby("task", sort=False))
-    fig, axes = plt.subplots(max(len(groups), 1), 1, figsize=(7.5, 2.0 * max(len(groups), 1)), squeeze=False)
+    panels = max(len(groups), 1)                  # one blank panel when no model generated a token
+    fig, axes = plt.subplots(panels, 1, figsize=(7.5, 2.0 * panels), squeeze=False)
     if not groups:
         axes[0, 0].set_axis_off()
         axes[0, 0].text(0.5, 0.5, "no model generated a token", ha="center", va="center")
