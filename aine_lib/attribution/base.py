@@ -1,60 +1,74 @@
-"""The one result type and base class every explanation method shares.
+"""The base class every explanation method shares, for every model family.
 
-Attention is just one more method here, compared with the others on equal
-terms: each method is a class constructed with the model, with one verb,
-``attribute(batch, target)``, returning a ``[B, T]`` score per input token
-(exactly 0 at padding). :func:`attribute_dataset` runs a method over a whole
-split in batches and returns an :class:`AttributionResult`.
+A method is a class constructed with a model adapter (:mod:`aine_lib.models.protocol`)
+and its options, with one verb, ``attribute(batch, target)``:
+
+* classifiers: a ``[B, T]`` score per input token (exactly 0 at padding), explaining class ``target [B]``;
+* encoder-decoders: a ``[B, T, S]`` score of every source token for every target step of the
+  teacher-forced batch (``target`` is the batch's own target tokens); gradient methods also leave
+  ``[B, T, T]`` target-prefix scores in ``last_target_scores``.
+
+``last_delta`` holds the completeness (convergence) error of the last call where the method
+defines one (integrated gradients). A method that cannot apply to a model raises
+:class:`~aine_lib.models.protocol.MethodNotApplicable` from its constructor, saying why.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import ClassVar
 
-import numpy as np
 import torch
 
-
-@dataclass
-class AttributionResult:
-    """Per-example token scores of one method (inseq's FeatureAttributionOutput, flattened).
-
-    ``scores[i]`` has one entry per token of example ``i`` (padding removed);
-    ``target[i]`` is the class the scores explain; ``tokens[i]`` the words.
-    """
-
-    method: str
-    scores: list[np.ndarray]
-    target: np.ndarray
-    tokens: list[list[str]] | None = None
-    info: dict = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if len(self.scores) != len(self.target):
-            raise ValueError(f"{len(self.scores)} score rows but {len(self.target)} targets")
-        if self.tokens is not None:
-            for i, (s, t) in enumerate(zip(self.scores, self.tokens)):
-                if len(s) != len(t):
-                    raise ValueError(f"example {i}: {len(s)} scores for {len(t)} tokens")
-
-    def __len__(self) -> int:
-        return len(self.scores)
+from aine_lib.models.protocol import ClassifierAdapter, MethodNotApplicable, ModelAdapter, Seq2SeqAdapter
 
 
 class AttributionMethod:
-    """Base class: ``method = Cls(model); scores = method.attribute(batch, target)``."""
+    """Base class: ``method = Cls(adapter, **options); scores = method.attribute(batch, target)``."""
 
     name: ClassVar[str] = ""
     #: True if scores are signed (gradient x input); False if they are magnitudes or weights.
     signed: ClassVar[bool] = False
+    #: the model families the method is defined for
+    families: ClassVar[tuple[str, ...]] = ("classifier",)
 
-    def __init__(self, model: torch.nn.Module):
-        self.model = model
+    def __init__(self, adapter: ModelAdapter):
+        if not isinstance(adapter, ModelAdapter):
+            raise TypeError(f"{type(self).__name__} takes a model adapter; wrap the model with "
+                            "aine_lib.attribution.as_adapter(model) (explain() does this for you)")
+        if adapter.family not in self.families:
+            raise MethodNotApplicable(f"{self.name!r} is defined for {'/'.join(self.families)} models, not for "
+                                      f"{adapter.name} ({adapter.family})")
+        self.adapter = adapter
+        self.last_delta: torch.Tensor | None = None
+        self.last_target_scores: torch.Tensor | None = None
 
-    def attribute(self, batch, target: torch.Tensor) -> torch.Tensor:  # pragma: no cover - interface
+    @property
+    def model(self):
+        return self.adapter.model
+
+    @property
+    def is_seq2seq(self) -> bool:
+        return isinstance(self.adapter, Seq2SeqAdapter)
+
+    def options(self) -> dict:
+        """The options this instance was built with (recorded in every Explanation)."""
+        return {}
+
+    def attribute(self, batch, target: torch.Tensor | None) -> torch.Tensor:  # pragma: no cover - interface
         raise NotImplementedError
 
     @staticmethod
     def _masked(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return torch.where(mask, scores, torch.zeros_like(scores))
+
+
+def readout_rows(maps: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """``maps [B, ..., T, T]`` -> ``[B, ..., T]``: the row of each example's readout position."""
+    index = rows.view(-1, *([1] * (maps.dim() - 2)), 1).expand(*maps.shape[:-2], 1, maps.shape[-1])
+    return maps.gather(-2, index).squeeze(-2)
+
+
+def classifier_adapter(adapter: ModelAdapter, method: str) -> ClassifierAdapter:
+    if not isinstance(adapter, ClassifierAdapter):
+        raise MethodNotApplicable(f"{method!r} needs a classifier")
+    return adapter
