@@ -1,11 +1,10 @@
 """Attribution methods on the RNN classifiers: properties that can fail."""
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
-from aine_lib.attribution import METHODS, attribute_dataset, get_method
+from aine_lib.attribution import METHODS, attribute_batches, get_method
 from aine_lib.data.text import Vocabulary
 from aine_lib.models.rnn_attention import AttentionClassifier, RNNClassifierConfig
 from aine_lib.models.training import collate
@@ -65,15 +64,24 @@ def test_gradient_importance_matches_autograd_and_ignores_padding():
     assert torch.all(scores[~batch.mask] == 0)
 
 
-def test_attribute_dataset_keeps_row_order_and_lengths():
+def test_attribute_batches_keeps_row_order_and_lengths():
     model = _model(encoder="lstm")
     vocab = Vocabulary(["<pad>", "<unk>"] + [f"w{i}" for i in range(28)])
-    df = pd.DataFrame({"tokens": [["w1", "w2", "w3"], ["w4"], ["w5", "w6"]], "label": [0, 1, 0],
-                       "text": ["a", "b", "c"]})
-    result = attribute_dataset(get_method("attention", model), model, df, vocab, torch.device("cpu"), batch_size=2)
+    tokens = [["w1", "w2", "w3"], ["w4"], ["w5", "w6"]]
+    labels = [0, 1, 0]
+    batches = [collate([vocab.encode(t) for t in tokens[i:i + 2]], labels[i:i + 2]) for i in (0, 2)]
+    result = attribute_batches(get_method("attention", model), batches, targets="label", tokens=tokens)
     assert [len(s) for s in result.scores] == [3, 1, 2]
     assert all(np.isclose(s.sum(), 1.0) for s in result.scores)
-    assert result.tokens == list(df["tokens"])
+    assert result.tokens == tokens and result.targets == labels
+    # row i holds example i's own scores: the same as explaining it alone (a shuffled row order fails)
+    for i, t in enumerate(tokens):
+        alone = get_method("attention", model).attribute(collate([vocab.encode(t)], [0]), None)[0]
+        assert np.allclose(result.scores[i], alone.numpy(), atol=1e-6)
+    predicted = attribute_batches(get_method("attention", model), batches)
+    with torch.no_grad():
+        expected = [int(model(b.ids, b.mask).logits.argmax(-1)[j]) for b in batches for j in range(len(b))]
+    assert predicted.targets == expected
 
 
 def test_unknown_method_lists_the_registry():

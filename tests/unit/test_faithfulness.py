@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from aine_lib.attribution.captum_methods import special_mask
+from aine_lib.attribution import as_adapter
 from aine_lib.metrics.faithfulness import (aopc, erase, faithfulness_curves, plausibility_auprc,
                                            rank_agreement_matrix, summarise, top_k_mask)
 from aine_lib.models.rnn_attention import AttentionClassifier, RNNClassifierConfig
@@ -70,7 +70,7 @@ def probs(model, ids, mask):
 @pytest.mark.parametrize("fraction", [0.01, 0.1, 0.2, 0.5, 0.75, 1.0])
 def test_top_k_picks_ceil_fraction_of_real_non_special_tokens_and_the_highest(fraction):
     model, batch = tiny_transformer(), transformer_batch()
-    special = special_mask(model, batch.ids)
+    special = as_adapter(model).special_mask(batch.ids)
     scores = torch.randn(batch.ids.shape, generator=torch.Generator().manual_seed(1))
     scores[special] = 100.0            # specials score highest: still never picked
     top = top_k_mask(scores, batch.mask, special, fraction)

@@ -116,37 +116,57 @@ def test_noam_schedule_warms_up_then_decays_and_bad_configs_fail():
 
 # ----- explanations per generated token ---------------------------------------------------------
 
+SEQ2SEQ_NAMES = ("cross_attention", "cross_attention_mean", "rollout", "norm", "gradient_x_input",
+                 "integrated_gradients", "loo", "random")
+
+
+def _target_logprob(model, batch, src_emb, tgt_emb) -> torch.Tensor:
+    """``[B, T]`` log p(y_t | x, y_<t) of the batch's targets straight from the model (0 at padding)."""
+    logits = model(batch.src, batch.src_mask, batch.tgt_in, batch.tgt_mask, src_embeddings=src_emb,
+                   tgt_embeddings=tgt_emb).logits
+    logp = torch.log_softmax(logits, -1).gather(-1, batch.tgt_out.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    return logp * batch.tgt_mask
+
+
 def test_every_seq2seq_method_gives_a_step_by_source_matrix():
-    from aine_lib.attribution.seq2seq import SEQ2SEQ_METHODS, explain
+    from aine_lib.attribution import get_method
 
     model, b = tiny(4), batch(2)
-    for method in SEQ2SEQ_METHODS:
+    for method in SEQ2SEQ_NAMES:
         kwargs = {"n_steps": 4} if method == "integrated_gradients" else {}
-        s = explain(model, b, method, **kwargs)
+        s = get_method(method, model, **kwargs).attribute(b, None)
         assert s.shape == (3, b.tgt_in.shape[1], b.src.shape[1]), method
         assert bool((s[~(b.tgt_mask[:, :, None] & b.src_mask[:, None, :])] == 0).all()), method
         assert torch.isfinite(s).all(), method
-    with pytest.raises(ValueError, match="unknown seq2seq"):
-        explain(model, b, "saliency")
+    with pytest.raises(ValueError, match="unknown attribution method"):
+        get_method("saliency", model)
 
 
 def test_encoder_decoder_rollout_rows_are_distributions_over_source_and_prefix():
-    from aine_lib.attribution.seq2seq import rollout
+    from aine_lib.attribution import get_method
 
     model, b = tiny(5), batch(3)
-    src, tgt = rollout(model, b, return_target=True)
+    method = get_method("rollout", model)
+    src = method.attribute(b, None)
+    tgt = method.last_target_scores
     total = src.sum(-1) + (tgt * b.tgt_mask[:, None, :]).sum(-1)
     assert torch.allclose(total[b.tgt_mask], torch.ones(int(b.tgt_mask.sum())), atol=1e-5)
     assert bool((tgt.triu(1).abs() < 1e-7).all())          # no mass from future target tokens
 
 
 def test_gradients_never_reach_future_target_tokens_and_ig_is_complete():
-    from aine_lib.attribution.seq2seq import _target_logprob, gradient_x_input, integrated_gradients
+    from aine_lib.attribution import get_method
 
     model, b = tiny(6), batch(4)
-    _, tgt = gradient_x_input(model, b)
+    gxi = get_method("gradient_x_input", model)
+    gxi.attribute(b, None)
+    tgt = gxi.last_target_scores
+    assert tgt.shape == (3, b.tgt_in.shape[1], b.tgt_in.shape[1])
     assert bool((tgt.triu(1) == 0).all())
-    src_ig, tgt_ig = integrated_gradients(model, b, n_steps=64)
+    assert bool((tgt.tril() != 0).any())                    # the prefix part is there (all zeros would pass above)
+    ig = get_method("integrated_gradients", model, n_steps=64)
+    src_ig = ig.attribute(b, None)
+    tgt_ig = ig.last_target_scores
     with torch.no_grad():
         full = _target_logprob(model, b, None, None)
         zero = _target_logprob(model, b, torch.zeros_like(model.embed_source(b.src)),
@@ -156,12 +176,12 @@ def test_gradients_never_reach_future_target_tokens_and_ig_is_complete():
 
 
 def test_loo_matches_removing_the_token_by_hand():
-    from aine_lib.attribution.seq2seq import _target_logprob, leave_one_out
+    from aine_lib.attribution import get_method
 
     model = tiny(7)
     src, tgt = [5, 9, 12, 7, 4], [8, 3, 11]
     b = collate_pairs([src, [6, 6]], [tgt, [9]])
-    scores = leave_one_out(model, b)
+    scores = get_method("loo", model).attribute(b, None)
     with torch.no_grad():
         full = _target_logprob(model, collate_pairs([src], [tgt]), None, None)[0]
         less = _target_logprob(model, collate_pairs([src[:2] + src[3:]], [tgt]), None, None)[0]

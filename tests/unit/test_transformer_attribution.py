@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from aine_lib.attribution import GENERIC_METHODS, METHODS, RNN_METHODS, TRANSFORMER_METHODS, get_method
-from aine_lib.attribution.captum_methods import reference_ids, special_mask
-from aine_lib.attribution.transformer_attention import attention_flow, residual_attention, rollout
+from aine_lib.attribution import (ALL_NAMES, GENERIC_METHODS, METHODS, RNN_METHODS, SEQ2SEQ_METHODS,
+                                  TRANSFORMER_METHODS, VARIANTS, MethodNotApplicable, as_adapter, get_method)
+from aine_lib.attribution.propagation import attention_flow, residual_attention, rollout
 from aine_lib.models.rnn_attention import AttentionClassifier, RNNClassifierConfig
 from aine_lib.models.training import Batch
 from aine_lib.models.transformer_encoder import EncoderConfig, TransformerClassifier
@@ -57,7 +57,7 @@ def test_every_method_gives_one_finite_score_per_token_on_a_transformer(name):
     assert scores.shape == batch.ids.shape
     assert torch.isfinite(scores).all()
     assert bool((scores[~batch.mask] == 0).all())
-    assert bool((scores[batch.mask & ~special_mask(model, batch.ids)] != 0).any())
+    assert bool((scores[batch.mask & ~as_adapter(model).special_mask(batch.ids)] != 0).any())
 
 
 @pytest.mark.parametrize("name", GENERIC_METHODS + RNN_METHODS)
@@ -70,11 +70,15 @@ def test_generic_methods_also_run_on_the_rnn_models(name):
 
 
 def test_transformer_methods_refuse_an_rnn_with_a_clear_error():
-    with pytest.raises(TypeError, match="TransformerClassifier"):
-        get_method("rollout", tiny_rnn())
+    for name in ("rollout", "flow", "norm", "grad_attention", "chefer"):
+        with pytest.raises(MethodNotApplicable, match="per layer and head"):
+            get_method(name, tiny_rnn())
     with pytest.raises(ValueError, match="unknown attribution method"):
         get_method("saliency_maps", tiny_rnn())
-    assert set(METHODS) == set(TRANSFORMER_METHODS + GENERIC_METHODS + RNN_METHODS)
+    # every name the config accepts is a method or a named variant of one, and nothing else is
+    assert set(ALL_NAMES) == set(TRANSFORMER_METHODS + GENERIC_METHODS + RNN_METHODS + SEQ2SEQ_METHODS)
+    assert set(ALL_NAMES) == set(METHODS) | set(VARIANTS)
+    assert all(base in METHODS for base, _ in VARIANTS.values())
 
 
 def test_integrated_gradients_are_complete():
@@ -85,11 +89,13 @@ def test_integrated_gradients_are_complete():
     scores = ig.attribute(batch, target)
     with torch.no_grad():
         p = torch.softmax(model(batch.ids, batch.mask).logits, -1).gather(1, target[:, None]).squeeze(1)
-        ref = reference_ids(model, batch.ids, batch.mask)
+        ref = as_adapter(model).reference_ids(batch.ids, batch.mask)
         p0 = torch.softmax(model(ref, batch.mask).logits, -1).gather(1, target[:, None]).squeeze(1)
     assert torch.allclose(scores.sum(1), p - p0, atol=2e-3), (scores.sum(1), p - p0)
     assert float(ig.last_delta.abs().max()) < 2e-3
-    assert bool((scores[special_mask(model, batch.ids)] == 0).all())   # specials equal their reference
+    special = as_adapter(model).special_mask(batch.ids)
+    assert bool(special[:, 0].all())                                      # [CLS] is special, so this can fail
+    assert bool((scores[special] == 0).all())                           # specials equal their reference
 
 
 def test_rollout_of_identity_attention_is_identity_and_rows_stay_distributions():
