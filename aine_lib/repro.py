@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import os
 import random
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    from aine_lib.config import StudyConfig
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 
@@ -63,3 +67,8 @@ def describe_device(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda:{torch.cuda.get_device_name(device)}"
     return f"cpu ({os.cpu_count()} cores, torch threads {torch.get_num_threads()})"
+
+
+def progress_enabled(cfg: StudyConfig) -> bool:
+    """Progress bars unless the config turns them off or we run under CI."""
+    return cfg.progress and not os.environ.get("CI")

@@ -18,7 +18,7 @@ import time
 import torch
 from scipy import stats
 
-from aine_lib.interventions import AdversarialAttention, adversarial_attention_per_instance
+from aine_lib.interventions.attention import AdversarialAttention, adversarial_attention_per_instance
 from aine_lib.repro import get_device, make_generator
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from aine_lib.config import load_config
-from aine_lib.executors import LocalExecutor, SerialExecutor
+from aine_lib.study.executors import LocalExecutor, SerialExecutor
 from aine_lib.experiments import scaling as sc
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,7 +37,7 @@ def main() -> None:
     executors = [("serial", SerialExecutor)]
     executors.append((f"local x{args.workers}", lambda: LocalExecutor(args.workers)))
     if not args.no_ray:
-        from aine_lib.executors import RayExecutor
+        from aine_lib.study.executors import RayExecutor
 
         executors.append((f"ray x{args.workers}", lambda: RayExecutor(workers=args.workers)))
     reference, serial_time = None, None

@@ -29,7 +29,7 @@ from pathlib import Path
 import pandas as pd
 
 from aine_lib.data.sources import ensure_extracted
-from aine_lib.io import atomic_write_bytes
+from aine_lib.cache import atomic_write_bytes
 
 MODULES = {"en": ("sword-web", "engWEB2015eb"), "es": ("sword-rv1909", "spaRV1909eb")}
 PAIRS_FILE = "bible_en_es.tsv"

@@ -30,7 +30,7 @@ and Reina-Valera 1909 verse pairs) in four steps:
 
 eflomal seeds its sampler from ``/dev/urandom``, so two fresh runs give
 slightly different references; the whole task is therefore built once and
-kept in the parameter-keyed :class:`~aine_lib.io.ResultCache` (namespace
+kept in the parameter-keyed :class:`~aine_lib.cache.ResultCache` (namespace
 ``bible_task``), and everything downstream reads that one copy.
 """
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Literal, Mapping
 
-from aine_lib.io import atomic_write_bytes, sha256_file
+from aine_lib.cache import atomic_write_bytes, sha256_file
 
 OFFLINE_ENV = "AINE_OFFLINE"
 COMPLETE_MARKER = ".complete.json"

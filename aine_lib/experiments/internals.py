@@ -1,4 +1,4 @@
-"""Inside the model: does attention explain the internal computation? (notebooks 16-17)
+"""Inside the model: does attention explain the internal computation? (notebook 16)
 
 Attention maps are one intermediate quantity of a Transformer; these
 experiments look at the others and test attention's story against them.
@@ -21,18 +21,9 @@ caches what is expensive.
   probe on each layer's [CLS] state (trained on training rows, scored on
   test rows, with a random-label control) and the logit lens (the model's own
   pooler and classifier applied to each layer's [CLS] state).
-* :func:`dataset_ngrams` / :func:`optimised_inputs` -- activation
-  maximisation for text: the corpus n-grams that most activate chosen
-  neurons, and an input optimised in embedding space, projected to its
-  nearest tokens (and the activation that projection actually reaches).
-* :func:`tfidf_explanations` -- the statistical glass box the seed names:
-  TF-IDF-weighted logistic regression coefficients as an explanation of the
-  same inputs, to be scored for faithfulness to the Transformer like any other
-  method.
-* :func:`explanation_ensembles` -- the normalised mean and the rank mean of
-  several methods, as new methods (are they more faithful than their members?);
-  :func:`seed_stability` -- how much each method's explanation of the same
-  input changes between models that differ only in their training seed.
+
+Activation maximisation and the TF-IDF glass box are in :mod:`aine_lib.experiments.internals_neurons`;
+explanation ensembles and seed stability in :mod:`aine_lib.experiments.ensembles`.
 """
 
 from __future__ import annotations
@@ -41,6 +32,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from aine_lib.experiments.seq2seq import _batches as s2s_batches
+from aine_lib.experiments.seq2seq_generation import _generated_pairs
 from aine_lib.experiments.transformers import TrainedTransformer, TransformerStudy, _batches, content_positions
 from aine_lib.metrics.bootstrap import bootstrap_ci
 from aine_lib.metrics.rank import kendall_tau_top_k
@@ -259,192 +252,12 @@ def layer_readout(study: TransformerStudy, m: TrainedTransformer, probe_train: i
     return study.cache.get_or_compute("internals_readout", key, compute)
 
 
-# ----- activation maximisation ---------------------------------------------------------------------------
-
-def choose_neurons(study: TransformerStudy, m: TrainedTransformer, n: int = 4) -> list[tuple[int, int]]:
-    """``(layer, unit)`` pairs: the ``n`` units of the last layer's [CLS] state whose activation separates the
-    model's predicted classes best (largest |standardised mean difference| on the dev rows)."""
-    dev = _split(study, m, "dev", 500, seed=study.cfg.seed)
-    states = cls_states(study, m, dev)[:, -1]
-    pred = predict_probabilities(m.model, dev, study.device).argmax(1)
-    if len(set(pred.tolist())) < 2:
-        effect = np.abs(states.mean(0)) / (states.std(0) + 1e-9)
-    else:
-        a, b = states[pred == pred.min()], states[pred != pred.min()]
-        effect = np.abs(a.mean(0) - b.mean(0)) / (states.std(0) + 1e-9)
-    layer = m.model.cfg.layers
-    return [(layer, int(u)) for u in np.argsort(-effect)[:n]]
-
-
-@torch.no_grad()
-def dataset_ngrams(study: TransformerStudy, m: TrainedTransformer, neurons: list[tuple[int, int]],
-                   n: int = 3, top: int = 5, cap: int | None = 2000) -> pd.DataFrame:
-    """For each neuron ``(layer, unit)`` of the [CLS] state (the quantity :func:`choose_neurons` picks and
-    :func:`optimised_inputs` maximises): the ``top`` training inputs with the highest [CLS] activation, and
-    in each the ``n``-gram whose occlusion ([MASK], or padding for a model without one) lowers that
-    activation most -- the part of the real input the unit responds to."""
-    from aine_lib.experiments.transformers import token_strings
-    from aine_lib.models.training import collate
-
-    split = _split(study, m, "train", cap, seed=study.cfg.seed)
-    m.model.eval()
-    cfg = m.model.cfg
-    blank = cfg.mask_id if cfg.mask_id is not None else cfg.pad_id
-    activations = {nu: [] for nu in neurons}
-    for start, b in _batches(split, 32):
-        hidden = m.model(b.ids.to(study.device), b.mask.to(study.device)).hidden_states
-        for (layer, unit) in neurons:
-            activations[(layer, unit)].append(hidden[layer][:, 0, unit].float().cpu().numpy())
-    rows = []
-    for (layer, unit), parts in activations.items():
-        act = np.concatenate(parts)
-        for rank, i in enumerate(np.argsort(-act)[:top], start=1):
-            ids, words = split.ids[i], split.word_index[i]
-            content = [t for t, w in enumerate(words) if w >= 0]
-            starts = sorted({max(content[0], min(t, content[-1] - n + 1)) for t in content}) if content else []
-            variants = []
-            for s0 in starts:
-                v = list(ids)
-                for t in range(s0, min(s0 + n, content[-1] + 1)):
-                    v[t] = blank
-                variants.append(v)
-            best_text, drop = "", np.nan
-            if variants:
-                vb = collate(variants, [0] * len(variants)).to(study.device)
-                occluded = m.model(vb.ids, vb.mask).hidden_states[layer][:, 0, unit].float().cpu().numpy()
-                k = int(np.argmax(act[i] - occluded))
-                s0 = starts[k]
-                best_text = " ".join(token_strings(study, m, ids[s0:min(s0 + n, content[-1] + 1)]))
-                drop = float(act[i] - occluded[k])
-            rows.append({"dataset": m.dataset, "model": m.kind, "layer": layer, "unit": unit, "rank": rank,
-                         "activation": float(act[i]), "ngram": best_text, "activation_drop_when_occluded": drop,
-                         "input": " ".join(token_strings(study, m, [t for t, w in zip(ids, words) if w >= 0][:40]))})
-    return pd.DataFrame(rows)
-
-
-def nearest_tokens(embeddings: torch.Tensor, table: torch.Tensor, exclude: tuple[int, ...] = ()) -> torch.Tensor:
-    """Index of the row of ``table`` with the highest cosine similarity to each row of ``embeddings``."""
-    sims = torch.nn.functional.normalize(embeddings, dim=-1) @ torch.nn.functional.normalize(table, dim=-1).T
-    if exclude:
-        sims[..., list(exclude)] = -float("inf")
-    return sims.argmax(-1)
-
-
-def optimised_inputs(study: TransformerStudy, m: TrainedTransformer, neurons: list[tuple[int, int]],
-                     length: int = 6, steps: int = 200, lr: float = 0.05, l2: float = 0.01,
-                     seed: int = 0) -> pd.DataFrame:
-    """For each neuron ``(layer, unit)``: optimise ``length`` free input embeddings (between [CLS] and [SEP])
-    to maximise the unit's [CLS] activation (minus ``l2`` x squared norm), then project each position to its
-    nearest token. Reports the activation of the optimised embeddings, of the projected tokens, and the mean
-    activation over real dev rows for scale: the gap is the usual caveat of activation maximisation for
-    discrete inputs."""
-
-    model = m.model.eval()
-    previous = [p.requires_grad for p in model.parameters()]
-    for p in model.parameters():
-        p.requires_grad_(False)
-    try:
-        return _optimise(study, m, model, neurons, length, steps, lr, l2, seed)
-    finally:
-        for p, flag in zip(model.parameters(), previous):
-            p.requires_grad_(flag)
-
-
-def _optimise(study, m, model, neurons, length, steps, lr, l2, seed) -> pd.DataFrame:
-    from aine_lib.experiments.transformers import token_strings
-
-    table = model.word_embeddings.weight.detach()
-    cfg = model.cfg
-    specials = tuple(i for i in (cfg.pad_id, cfg.cls_id, cfg.sep_id, cfg.mask_id) if i is not None)
-    dev = _split(study, m, "dev", 500, seed=study.cfg.seed)
-    dev_states = cls_states(study, m, dev)
-    gen = torch.Generator().manual_seed(seed)
-    rows = []
-    for layer, unit in neurons:
-        ids = torch.tensor([[cfg.cls_id if cfg.cls_id is not None else cfg.pad_id] + [cfg.pad_id] * length +
-                            ([cfg.sep_id] if cfg.sep_id is not None else [])], device=study.device)
-        mask = torch.ones_like(ids, dtype=torch.bool)
-        base = model.embed(ids).detach()
-        start = table.mean(0) + table.std(0) * torch.randn(length, table.shape[1], generator=gen).to(table.device)
-        free = start.clone().to(study.device).requires_grad_(True)
-        optimiser = torch.optim.Adam([free], lr=lr)
-
-        def activation(emb_free: torch.Tensor) -> torch.Tensor:
-            emb = torch.cat([base[:, :1], emb_free[None], base[:, 1 + length:]], 1)
-            return model(ids, mask, embeddings=emb).hidden_states[layer][0, 0, unit]
-
-        for _ in range(steps):
-            optimiser.zero_grad()
-            loss = -activation(free) + l2 * (free ** 2).sum(-1).mean()
-            loss.backward()
-            optimiser.step()
-        with torch.no_grad():
-            reached = float(activation(free))
-            chosen = nearest_tokens(free, table, exclude=specials)
-            projected_ids = ids.clone()
-            projected_ids[0, 1:1 + length] = chosen
-            projected = float(model(projected_ids, mask).hidden_states[layer][0, 0, unit])
-        rows.append({"dataset": m.dataset, "model": m.kind, "layer": layer, "unit": unit,
-                     "tokens": " ".join(token_strings(study, m, chosen.tolist())),
-                     "activation_optimised": reached, "activation_projected": projected,
-                     "activation_dev_mean": float(dev_states[:, layer, unit].mean()),
-                     "activation_dev_max": float(dev_states[:, layer, unit].max())})
-    return pd.DataFrame(rows)
-
-
-# ----- the statistical glass box ---------------------------------------------------------------------------
-
-def tfidf_explanations(study: TransformerStudy, m: TrainedTransformer, targets: np.ndarray, seed: int = 0
-                       ) -> tuple[dict, dict]:
-    """TF-IDF-weighted logistic regression trained on the training texts (words as the data set splits them).
-
-    Returns (``{"scores": per analysis example one score per position, "target": targets, "seconds": s}`` --
-    the same shape as an attribution method, so it can be scored for faithfulness to the Transformer; and the
-    glass box's own test accuracy). The score of a word is ``tfidf(word) * (coef[target] - mean_c coef[c])``:
-    its evidence for the class the Transformer predicted; every piece of a word gets the word's score, special
-    tokens get 0.
-    """
-    import time
-
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-
-    data = study.data(m.dataset)
-    started = time.perf_counter()
-    vectoriser = TfidfVectorizer(analyzer=lambda tokens: [t.lower() for t in tokens], sublinear_tf=True)
-    x_train = vectoriser.fit_transform(data.train["tokens"])
-    lr = LogisticRegression(max_iter=2000, C=10.0, random_state=seed)
-    lr.fit(x_train, data.train["label"].to_numpy())
-    test_acc = float((lr.predict(vectoriser.transform(data.test["tokens"])) == data.test["label"].to_numpy()).mean())
-    coef = lr.coef_ if lr.coef_.shape[0] > 1 else np.vstack([-lr.coef_[0] / 2, lr.coef_[0] / 2])
-    coef = coef - coef.mean(0, keepdims=True)
-    vocab = vectoriser.vocabulary_
-    rows = study.analysis_rows(m.dataset)
-    split = study.encoded(m.dataset, m.kind)["analysis"]
-    x_test = vectoriser.transform(data.test["tokens"].iloc[rows])
-    scores = []
-    for i, (words, target) in enumerate(zip(split.word_index, targets)):
-        tokens = data.test["tokens"].iloc[rows[i]]
-        row = x_test[i]
-        weight = dict(zip(row.indices.tolist(), row.data.tolist()))
-        per_word = []
-        for t in tokens:
-            j = vocab.get(t.lower())
-            per_word.append(0.0 if j is None else weight.get(j, 0.0) * coef[int(target), j])
-        scores.append(np.array([per_word[w] if 0 <= w < len(per_word) else 0.0 for w in words], dtype=np.float64))
-    return ({"scores": scores, "target": np.asarray(targets), "seconds": time.perf_counter() - started},
-            {"dataset": m.dataset, "glass_box": "tfidf_logistic_regression", "test_accuracy": test_acc,
-             "n_test": len(data.test), "vocabulary": len(vocab)})
-
-
 # ----- the encoder-decoder ------------------------------------------------------------------------------
 
 def seq2seq_head_importance(study, m, seed: int = 0) -> pd.DataFrame:
     """Per encoder-self, decoder-self and cross-attention head of a seq2seq model: the mean drop in log p of
     each generated token (teacher-forced on the model's own greedy output) when that head is ablated, with a
     CI resampling sentences, and the share of tokens whose greedy choice changes."""
-    from aine_lib.experiments.seq2seq import _batches as s2s_batches, _generated_pairs
-
     columns = ["task", "variant", "seed", "kind", "layer", "head", "logp_drop", "ci_low", "ci_high",
                "token_change_rate", "n_tokens", "n_sentences"]
     pairs, index = _generated_pairs(study, m)
@@ -496,123 +309,3 @@ def seq2seq_head_importance(study, m, seed: int = 0) -> pd.DataFrame:
                     "token_change_rate": float(g["changed_sum"].sum() / g["tokens"].sum()),
                     "n_tokens": int(g["tokens"].sum()), "n_sentences": len(g)})
     return pd.DataFrame(out, columns=columns)
-
-
-# ----- ensembles ----------------------------------------------------------------------------------------
-
-def explanation_ensembles(scores: dict[str, dict], members: tuple[str, ...], split: EncodedSplit) -> dict[str, dict]:
-    """Two ensembles of ``members`` as new methods (same result shape as an attribution method):
-
-    * ``ensemble_mean``: per example, each member's scores divided by their largest absolute value over the
-      content tokens, then averaged (signs kept: evidence for and against the predicted class cancel);
-    * ``ensemble_rank``: the mean over members of each token's rank (0 = lowest score, 1 = highest) among the
-      content tokens.
-
-    Special tokens get 0 in both (they are never erased or attributed).
-    """
-    missing = [m for m in members if m not in scores]
-    if missing:
-        raise ValueError(f"ensemble members {missing} have no scores; compute them first (available: {sorted(scores)})")
-    if len(members) < 2:
-        raise ValueError(f"an ensemble needs at least 2 members, got {list(members)}")
-    from scipy.stats import rankdata
-
-    positions = content_positions(split)
-    target = scores[members[0]]["target"]
-    mean_scores, rank_scores = [], []
-    for i, pos in enumerate(positions):
-        n = len(scores[members[0]]["scores"][i])
-        mean, rank = np.zeros(n), np.zeros(n)
-        if len(pos):
-            for name in members:
-                v = np.asarray(scores[name]["scores"][i], dtype=float)[pos]
-                scale = np.abs(v).max()
-                mean[pos] += (v / scale if scale > 0 else v) / len(members)
-                rank[pos] += ((rankdata(v) - 1) / max(len(pos) - 1, 1)) / len(members)
-        mean_scores.append(mean)
-        rank_scores.append(rank)
-    seconds = float(sum(scores[name]["seconds"] for name in members))
-    return {"ensemble_mean": {"scores": mean_scores, "target": target, "seconds": seconds},
-            "ensemble_rank": {"scores": rank_scores, "target": target, "seconds": seconds}}
-
-
-def seed_stability(study: TransformerStudy, dataset: str, kind: str, seeds: tuple[int, ...],
-                   methods: tuple[str, ...], seed: int = 0) -> pd.DataFrame:
-    """Per method: mean Kendall tau between the explanations of the same analysis examples by models trained
-    with different seeds (every pair of seeds; content tokens; CI resampling examples), next to how often the
-    seeds' models predict the same class."""
-    from aine_lib.experiments.transformers import attributions
-    from aine_lib.metrics.rank import kendall_tau
-
-    if len(seeds) < 2:
-        raise ValueError(f"seed stability needs at least 2 seeds, got {list(seeds)}")
-    models = [study.train(dataset, kind, s) for s in seeds]
-    per_seed = [attributions(study, m, methods) for m in models]
-    positions = content_positions(study.encoded(dataset, kind)["analysis"])
-    pairs = [(a, b) for a in range(len(seeds)) for b in range(a + 1, len(seeds))]
-    rows = []
-    for method in methods:
-        per_example = []
-        for i, pos in enumerate(positions):
-            if len(pos) < 2:
-                continue
-            taus = [kendall_tau(per_seed[a][method]["scores"][i][pos], per_seed[b][method]["scores"][i][pos])[0]
-                    for a, b in pairs]
-            per_example.append(np.nanmean(taus) if np.isfinite(taus).any() else np.nan)
-        v = np.asarray(per_example, dtype=float)
-        v = v[np.isfinite(v)]
-        lo, hi = bootstrap_ci(v, seed=seed) if len(v) else (np.nan, np.nan)
-        same = np.mean([(per_seed[a][method]["target"] == per_seed[b][method]["target"]).mean() for a, b in pairs])
-        rows.append({"dataset": dataset, "model": kind, "method": method, "seeds": len(seeds),
-                     "tau_between_seeds": float(v.mean()) if len(v) else np.nan, "ci_low": lo, "ci_high": hi,
-                     "same_prediction": float(same), "n": len(v)})
-    return pd.DataFrame(rows)
-
-
-def ensemble_vs_best_member(per_instance: pd.DataFrame, members: tuple[str, ...],
-                            ensembles: tuple[str, ...] = ("ensemble_mean", "ensemble_rank"),
-                            seed: int = 0) -> pd.DataFrame:
-    """Is an ensemble more faithful than its best member? Paired by example, per data set, model and mode.
-
-    Per example, AOPC comprehensiveness and sufficiency (the mean over fractions, as in
-    :func:`~aine_lib.experiments.transformers.versus_random`). The best member is the one with the best mean
-    over these same examples (highest comprehensiveness, lowest sufficiency), which favours the member
-    (its lead is partly selection noise), so the test is conservative for the ensemble. ``gain`` is the mean
-    paired difference signed so that > 0 means the ensemble is better, with a bootstrap CI;
-    ``verdict`` is ``better`` / ``worse`` when the CI excludes 0, else ``no_difference``.
-    """
-    missing = [m for m in (*members, *ensembles) if m not in set(per_instance["method"])]
-    if missing:
-        raise ValueError(f"no faithfulness rows for {missing}; score the members and the ensembles first")
-    from aine_lib.experiments.transformers import per_example_aopc
-
-    rows = []
-    for (dataset, model, mode), wide in per_example_aopc(per_instance):
-        for metric, sign in (("comprehensiveness", 1.0), ("sufficiency", -1.0)):
-            table = wide[metric]
-            means = table[list(members)].mean()
-            best = str(means.idxmax() if sign > 0 else means.idxmin())
-            for ens in ensembles:
-                diff = (sign * (table[ens] - table[best])).dropna().to_numpy()
-                lo, hi = bootstrap_ci(diff, seed=seed) if len(diff) else (np.nan, np.nan)
-                rows.append({"dataset": dataset, "model": model, "mode": mode, "metric": f"aopc_{metric}",
-                             "ensemble": ens, "ensemble_value": float(table[ens].mean()), "best_member": best,
-                             "best_member_value": float(table[best].mean()),
-                             "gain": float(diff.mean()) if len(diff) else np.nan, "gain_ci_low": lo,
-                             "gain_ci_high": hi,
-                             "verdict": "better" if lo > 0 else ("worse" if hi < 0 else "no_difference"),
-                             "n": len(diff)})
-    return pd.DataFrame(rows)
-
-
-def ensembles_table(faithfulness: pd.DataFrame, stability: pd.DataFrame, mode: str = "remove") -> pd.DataFrame:
-    """``tables/ensembles.csv``: part (``explanation_ensemble`` / ``seed_stability``), dataset, model, method,
-    metric, value, ci_low, ci_high, n. The ensemble part keeps the AOPC rows of one deletion ``mode``."""
-    f = faithfulness[(faithfulness["mode"] == mode) & faithfulness["metric"].str.startswith("aopc")]
-    parts = [f.assign(part="explanation_ensemble")[["part", "dataset", "model", "method", "metric", "value",
-                                                     "ci_low", "ci_high", "n"]]]
-    if len(stability):
-        parts.append(stability.assign(part="seed_stability", metric="tau_between_seeds",
-                                      value=stability["tau_between_seeds"])[
-            ["part", "dataset", "model", "method", "metric", "value", "ci_low", "ci_high", "n"]])
-    return pd.concat(parts, ignore_index=True)

@@ -21,8 +21,8 @@ from aine_lib.attribution import attribute_dataset, get_method
 from aine_lib.config import StudyConfig
 from aine_lib.data import TextClassificationData, Vocabulary, load_dataset
 from aine_lib.data.pretrained import load_glove
-from aine_lib.driver import progress_enabled
-from aine_lib.io import ResultCache
+from aine_lib.repro import progress_enabled
+from aine_lib.cache import ResultCache
 from aine_lib.metrics.bootstrap import bootstrap_ci
 from aine_lib.metrics.rank import kendall_tau, kendall_tau_top_k
 from aine_lib.models.rnn_attention import MODEL_CODE_VERSION
@@ -249,7 +249,7 @@ def _generator(study: RNNStudy, m: TrainedModel, salt: str) -> torch.Generator:
 
 def permutation_per_instance(study: RNNStudy, seeds: tuple[int, ...] | None = None) -> pd.DataFrame:
     """Median output change (TVD) over random permutations of attention, and each instance's max attention."""
-    from aine_lib.interventions import permutation_output_change
+    from aine_lib.interventions.attention import permutation_output_change
 
     n = study.cfg.rnn.n_permutations
     rows = []
@@ -272,7 +272,7 @@ def permutation_per_instance(study: RNNStudy, seeds: tuple[int, ...] | None = No
 
 def adversarial_per_instance(study: RNNStudy, seeds: tuple[int, ...] | None = None) -> pd.DataFrame:
     """Max JSD of a feasible adversarial attention (output within epsilon) per instance."""
-    from aine_lib.interventions import AdversarialAttention
+    from aine_lib.interventions.attention import AdversarialAttention
 
     r = study.cfg.rnn
     rows = []

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from aine_lib.erasure import ORDERS
+from aine_lib.interventions.erasure import ORDERS
 from aine_lib.experiments.jain_wallace import RNNStudy, TrainedModel, _encoded_batches, _generator, _model_key
 from aine_lib.metrics.bootstrap import cluster_bootstrap_ci
 
@@ -37,7 +37,7 @@ def _key(study: RNNStudy, m: TrainedModel) -> dict:
 
 def single_erasure_per_instance(study: RNNStudy) -> pd.DataFrame:
     """Per model and analysis instance: weights, JSD of the output and flips after erasing ``i*`` or random ``r``."""
-    from aine_lib.erasure import single_erasure
+    from aine_lib.interventions.erasure import single_erasure
 
     parts = []
     for m in _models(study):
@@ -81,7 +81,7 @@ def flip_table(per_instance: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
 
 def erasure_per_instance(study: RNNStudy) -> pd.DataFrame:
     """Per model, ranking order and analysis instance: items removed until the decision flips."""
-    from aine_lib.erasure import fraction_until_flip, ranking_orders
+    from aine_lib.interventions.erasure import fraction_until_flip, ranking_orders
 
     parts = []
     for m in _models(study):

@@ -1,4 +1,4 @@
-"""Faithfulness of token-importance scores by erasure (DeYoung et al. 2020, ERASER), plus plausibility and agreement.
+"""Faithfulness arithmetic of token-importance scores (DeYoung et al. 2020, ERASER), plausibility and agreement.
 
 ERASER's faithfulness metrics
 -----------------------------
@@ -24,81 +24,35 @@ which is 0 for comprehensiveness). Special tokens ([CLS], [SEP]) are never
 part of a rationale, never counted in ``n`` and never erased. Random scores
 are the floor every method is read against.
 
-The three deletion modes
-------------------------
-"Deleting" tokens produces inputs the model never saw in training, so part of
-any drop in ``p`` may be the out-of-distribution shock of the deletion rather
-than the loss of the information (Hooker et al. 2019; Hase et al. 2021). No
-single operation removes this confound, so each is computed with three, and
-a conclusion should hold under all of them:
-
-* ``"remove"`` -- the tokens are taken out and the row closes up (re-padded on
-  the right), as in ERASER. The result is a shorter, possibly ungrammatical
-  text; positions shift.
-* ``"mask"`` -- the ids are replaced by a neutral token: ``[MASK]`` for a
-  Transformer (MiniLM was pre-trained to see it; the from-scratch encoder
-  never saw its ``[MASK]`` id, whose embedding is untrained, so for it this
-  mode is itself out of distribution), the unknown-word id for the
-  word-level RNNs. Length and positions are kept; the model sees *that*
-  something was there, not what.
-* ``"attention_mask"`` -- the ids are kept but the positions are removed from
-  the attention mask, so no query can attend to them (Hase et al.'s
-  "attention masking" fix): for a Transformer the erased tokens cannot
-  influence [CLS] at all while every other position keeps its position
-  embedding. Only meaningful for Transformers: the RNN encoders read every
-  position in sequence whatever the mask says, so the mode is refused for
-  :class:`~aine_lib.models.rnn_attention.AttentionClassifier`.
-
-Implementation
---------------
-:func:`faithfulness_curves` builds every variant of a batch (the full input,
-and for each fraction x mode the input without and with only the top-k),
-deduplicates identical rows (short texts give the same ``k`` for several
-fractions; keeping everything gives back the full input), sorts them by length
-and evaluates them in chunks of at most ``max_rows`` rows, trailing padding
-trimmed, under ``torch.no_grad()`` with the model in eval mode. A variant with
-no real token left (an RNN input whose every token was removed) has no defined
-prediction: its probability, and so its metric, is NaN.
-
-Also here: :func:`aopc`, :func:`summarise` (bootstrap CIs), and, for the
-plausibility and agreement analyses, :func:`plausibility_auprc` and
-:func:`rank_agreement_matrix`.
+Pure functions on tensors and tables: :func:`top_k_mask` (the rationale), :func:`aopc`,
+:func:`summarise` (bootstrap CIs), and, for the plausibility and agreement analyses,
+:func:`plausibility_auprc` and :func:`rank_agreement_matrix`. The curves themselves, which
+run a model on erased inputs, are :func:`~aine_lib.evaluation.faithfulness.faithfulness_curves`.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 import torch
-from torch import nn
 
-from aine_lib.attribution.captum_methods import special_mask
 from aine_lib.metrics.bootstrap import bootstrap_ci, cluster_bootstrap_ci
 from aine_lib.metrics.rank import kendall_tau
-from aine_lib.models.rnn_attention import AttentionClassifier
 
-MODES = ("remove", "mask", "attention_mask")
 #: ERASER's rationale-length bins, as fractions of the real non-special tokens.
 FRACTIONS = (0.01, 0.05, 0.1, 0.2, 0.5)
-#: Unknown-word id of the word-level models (:class:`~aine_lib.data.text.Vocabulary`), their "mask" token.
-RNN_UNK_ID = 1
-#: Columns of :func:`faithfulness_curves` that vary with the fraction (everything else identifies an example).
+#: Columns of :func:`~aine_lib.evaluation.faithfulness.faithfulness_curves` that vary with the fraction
+#: (everything else identifies an example).
 _PER_FRACTION = ("fraction", "k", "comprehensiveness", "sufficiency", "p_without_top_k", "p_only_top_k")
 METRICS = ("comprehensiveness", "sufficiency")
 
-__all__ = ["FRACTIONS", "METRICS", "MODES", "aopc", "erase", "faithfulness_curves", "plausibility_auprc",
-           "rank_agreement_matrix", "summarise", "top_k_mask"]
+__all__ = ["FRACTIONS", "METRICS", "aopc", "plausibility_auprc", "rank_agreement_matrix", "summarise", "top_k_mask"]
 
 
-# ----- rationales and erasure --------------------------------------------------
-
-def _check_mode(mode: str) -> None:
-    if mode not in MODES:
-        raise ValueError(f"unknown deletion mode {mode!r}; choose one of {MODES}")
-
+# ----- rationales --------------------------------------------------------------
 
 def _check_fraction(fraction: float) -> float:
     fraction = float(fraction)
@@ -135,199 +89,13 @@ def top_k_mask(scores: torch.Tensor, mask: torch.Tensor, special: torch.Tensor |
     return torch.zeros_like(eligible).scatter(1, order, rank_selected)
 
 
-def erase(ids: torch.Tensor, mask: torch.Tensor, drop: torch.Tensor, mode: str, *, mask_id: int | None,
-          pad_id: int = 0, special: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Delete the tokens where ``drop`` is True; returns new ``(ids, mask)`` of the same shape ``[B, T]``.
-
-    * ``"remove"``: the kept tokens close up in their order and the row is
-      re-padded on the right with ``pad_id`` (the shape stays ``[B, T]``);
-    * ``"mask"``: the dropped ids become ``mask_id`` (``[MASK]``, or the unk
-      id for the word-level models); the mask is unchanged;
-    * ``"attention_mask"``: the ids are kept, the mask is False at the dropped
-      positions (Transformers only; see the module docstring).
-
-    Raises ValueError for an unknown mode, a ``drop`` that touches padding or
-    (when ``special`` is given) a special token, or ``"mask"`` without a
-    ``mask_id``. Special tokens are never dropped, so in ``"remove"`` mode
-    they stay, and [CLS] stays at position 0.
-    """
-    _check_mode(mode)
-    if not (ids.shape == mask.shape == drop.shape):
-        raise ValueError(f"ids {tuple(ids.shape)}, mask {tuple(mask.shape)} and drop {tuple(drop.shape)} "
-                         "must have one shape")
-    if mask.dtype != torch.bool or drop.dtype != torch.bool:
-        raise ValueError(f"mask and drop must be bool tensors, got {mask.dtype} and {drop.dtype}")
-    if bool((drop & ~mask).any()):
-        raise ValueError("drop touches padding positions; only real tokens can be erased")
-    if special is not None and bool((drop & special.to(torch.bool)).any()):
-        raise ValueError("drop touches a special token ([CLS]/[SEP]); special tokens are never erased")
-    if mode == "mask":
-        if mask_id is None:
-            raise ValueError('mode "mask" needs a mask_id ([MASK] for a Transformer, the unk id for an RNN)')
-        return ids.masked_fill(drop, int(mask_id)), mask.clone()
-    if mode == "attention_mask":
-        return ids.clone(), mask & ~drop
-    keep = mask & ~drop
-    order = torch.sort((~keep).long(), dim=-1, stable=True).indices      # kept positions first, in order
-    new_mask = torch.arange(ids.shape[1], device=ids.device)[None] < keep.sum(-1, keepdim=True)
-    return ids.gather(1, order).masked_fill(~new_mask, pad_id), new_mask
-
-
-# ----- the curves ------------------------------------------------------------------
-
-def _is_word_level(model: nn.Module) -> bool:
-    return isinstance(model, AttentionClassifier)
-
-
-def _resolve_modes(model: nn.Module, modes: Sequence[str] | None) -> tuple[str, ...]:
-    if modes is None:
-        return ("remove", "mask") if _is_word_level(model) else MODES
-    modes = tuple(modes)
-    if not modes:
-        raise ValueError("modes is empty")
-    for m in modes:
-        _check_mode(m)
-    if len(set(modes)) != len(modes):
-        raise ValueError(f"modes repeat: {modes}")
-    if "attention_mask" in modes and _is_word_level(model):
-        raise ValueError('deletion mode "attention_mask" is only meaningful for Transformers: the RNN/CNN '
-                         "encoders read every position whatever the mask says; use \"remove\" or \"mask\"")
-    return modes
-
-
-def _resolve_mask_id(model: nn.Module, mask_id: int | None) -> int | None:
-    if mask_id is not None:
-        return int(mask_id)
-    cfg_id = getattr(getattr(model, "cfg", None), "mask_id", None)
-    if cfg_id is not None:
-        return int(cfg_id)
-    return RNN_UNK_ID if _is_word_level(model) else None
-
-
-def _target_probabilities(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor, target: torch.Tensor,
-                          max_rows: int) -> torch.Tensor:
-    """``p(target | row)`` for every row (float64, NaN for rows without a real token), few forward passes.
-
-    Identical rows are evaluated once; rows are sorted by their last real
-    position and chunked, with the trailing padding of each chunk trimmed.
-    """
-    N, T = ids.shape
-    out = torch.full((N,), math.nan, dtype=torch.float64, device=ids.device)
-    nonempty = mask.any(-1)
-    if not bool(nonempty.any()):
-        return out
-    rows = torch.nonzero(nonempty).squeeze(1)
-    unique, inverse = torch.unique(torch.cat([ids[rows], mask[rows].long()], dim=1), dim=0, return_inverse=True)
-    u_ids, u_mask = unique[:, :T], unique[:, T:].bool()
-    length = (u_mask.long() * torch.arange(1, T + 1, device=ids.device)).amax(-1)
-    order = torch.argsort(length, stable=True)
-    chunks = []
-    for start in range(0, len(order), max_rows):
-        idx = order[start:start + max_rows]
-        width = int(length[idx].max())
-        logits = model(u_ids[idx, :width], u_mask[idx, :width]).logits
-        chunks.append(torch.softmax(logits.double(), dim=-1))
-    probs = torch.empty((unique.shape[0], chunks[0].shape[1]), dtype=torch.float64, device=ids.device)
-    probs[order] = torch.cat(chunks)
-    out[rows] = probs[inverse].gather(1, target[rows, None]).squeeze(1)
-    return out
-
-
-def faithfulness_curves(model: nn.Module, batch, scores: torch.Tensor, target: torch.Tensor | None = None,
-                        fractions: Iterable[float] = FRACTIONS, modes: Sequence[str] | None = None, *,
-                        mask_id: int | None = None, special: torch.Tensor | None = None,
-                        max_rows: int = 256) -> pd.DataFrame:
-    """ERASER comprehensiveness and sufficiency of ``scores [B, T]`` for every example x fraction x mode.
-
-    ``batch`` has ``ids``, ``mask`` (e.g. :class:`~aine_lib.models.training.Batch`); ``target [B]`` is the
-    explained class (None: the model's prediction on the full input). ``modes`` None means all three modes
-    for a Transformer and ``("remove", "mask")`` for an
-    :class:`~aine_lib.models.rnn_attention.AttentionClassifier` (which refuses ``"attention_mask"``).
-    ``mask_id`` None takes ``model.cfg.mask_id``, else the unk id (1) for the word-level models.
-    ``special`` None takes :func:`~aine_lib.attribution.captum_methods.special_mask`.
-    ``max_rows`` bounds the rows of one forward pass.
-
-    Returns one row per example x fraction x mode (examples in batch order) with columns
-    ``example`` (row of the batch), ``fraction``, ``mode``, ``n_tokens`` (real non-special tokens),
-    ``k``, ``p_full``, ``p_without_top_k``, ``p_only_top_k``,
-    ``comprehensiveness = p_full - p_without_top_k`` and ``sufficiency = p_full - p_only_top_k``.
-    Examples with no real non-special token, and variants left with no real token, give NaN.
-    """
-    ids, mask = batch.ids, batch.mask
-    if mask.dtype != torch.bool or mask.shape != ids.shape:
-        raise ValueError(f"batch.mask must be a bool tensor shaped like batch.ids {tuple(ids.shape)}")
-    B, T = ids.shape
-    scores = torch.as_tensor(scores, device=ids.device)
-    if scores.shape != ids.shape:
-        raise ValueError(f"scores {tuple(scores.shape)} must have the shape of batch.ids {tuple(ids.shape)}")
-    fractions = tuple(_check_fraction(f) for f in fractions)
-    if not fractions:
-        raise ValueError("fractions is empty")
-    if max_rows < 1:
-        raise ValueError(f"max_rows must be >= 1, got {max_rows}")
-    modes = _resolve_modes(model, modes)
-    mask_id = _resolve_mask_id(model, mask_id)
-    if "mask" in modes and mask_id is None:
-        raise ValueError('mode "mask" needs a mask_id: the model has no cfg.mask_id; pass mask_id=')
-    if special is None:
-        special = special_mask(model, ids)
-    special = special.to(torch.bool) & mask
-    pad_id = int(getattr(getattr(model, "cfg", None), "pad_id", 0) or 0)
-    eligible = mask & ~special
-    n = eligible.sum(-1)
-
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            if target is None:
-                target = model(ids, mask).logits.argmax(-1)
-            target = torch.as_tensor(target, device=ids.device).long().reshape(-1)
-            if target.shape[0] != B:
-                raise ValueError(f"target has {target.shape[0]} entries for a batch of {B}")
-            all_ids, all_mask, ks = [ids], [mask], []
-            for fraction in fractions:
-                top = top_k_mask(scores, mask, special, fraction)
-                ks.append(top.sum(-1))
-                for mode in modes:
-                    for drop in (top, eligible & ~top):          # comprehensiveness, sufficiency
-                        e_ids, e_mask = erase(ids, mask, drop, mode, mask_id=mask_id, pad_id=pad_id,
-                                              special=special)
-                        all_ids.append(e_ids)
-                        all_mask.append(e_mask)
-            n_variants = len(all_ids)
-            p = _target_probabilities(model, torch.cat(all_ids), torch.cat(all_mask), target.repeat(n_variants),
-                                      max_rows).view(n_variants, B).cpu().numpy()
-    finally:
-        model.train(was_training)
-
-    n_np = n.cpu().numpy()
-    undefined = n_np == 0
-    p_full = p[0]
-    frames, v = [], 1
-    for fi, fraction in enumerate(fractions):
-        k = ks[fi].cpu().numpy()
-        for mode in modes:
-            p_without, p_only = p[v], p[v + 1]
-            v += 2
-            comp = np.where(undefined, np.nan, p_full - p_without)
-            suff = np.where(undefined, np.nan, p_full - p_only)
-            frames.append(pd.DataFrame({
-                "example": np.arange(B), "fraction": fraction, "mode": mode, "n_tokens": n_np, "k": k,
-                "p_full": p_full, "p_without_top_k": p_without, "p_only_top_k": p_only,
-                "comprehensiveness": comp, "sufficiency": suff,
-            }))
-    df = pd.concat(frames, ignore_index=True)
-    return df.sort_values("example", kind="stable").reset_index(drop=True)
-
-
 # ----- summaries ---------------------------------------------------------------------
 
 def aopc(df: pd.DataFrame) -> pd.DataFrame:
     """ERASER's AOPC: per example and mode, the mean over fractions of comprehensiveness and sufficiency.
 
     Groups by ``example``, ``mode`` and every other column that is not a
-    per-fraction column of :func:`faithfulness_curves` (e.g. ``method`` or
+    per-fraction column of :func:`~aine_lib.evaluation.faithfulness.faithfulness_curves` (e.g. ``method`` or
     ``seed`` added by the caller before concatenating). A NaN at any fraction
     makes that example's AOPC NaN (a mean over fewer fractions would not be
     comparable). Returns the keys, ``n_tokens``, ``p_full``, ``n_fractions``,

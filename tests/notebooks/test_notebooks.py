@@ -10,7 +10,7 @@ import json
 import pytest
 
 from aine_lib.config import load_config
-from aine_lib.driver import execute_notebook
+from aine_lib.study.driver import execute_notebook
 from tests.conftest import REPO
 
 NOTEBOOKS = sorted(p.stem for p in (REPO / "notebooks").glob("*.ipynb"))
@@ -67,7 +67,7 @@ def test_notebook_runs_on_smoke(name, smoke_run):
 
 def test_the_book_builds_and_every_page_passes_in_a_real_browser(smoke_run, tmp_path):
     """make book on the smoke run; headless Chromium opens every page (CI installs the Debian package)."""
-    from aine_lib.book import build_book, check_book, find_chromium
+    from aine_lib.study.book import build_book, check_book, find_chromium
 
     for name in NOTEBOOKS:
         outcome, _ = smoke_run.execute(name)

@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aine_lib.data.text import Vocabulary, stratified_split, tokenize
-from aine_lib.io import params_key
+from aine_lib.cache import params_key
 
 words = st.text(alphabet="abcdefghij'", min_size=1, max_size=6).filter(lambda w: w.strip("'"))
 

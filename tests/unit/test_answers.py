@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from aine_lib.answers import answers_markdown
+from aine_lib.report.findings import answers_markdown
 
 
 def _tau_rows(att_loo: float, grad_loo: float, encoder: str) -> list[dict]:
@@ -64,7 +64,7 @@ def test_answers_read_internals_and_ensembles_from_their_tables(tmp_path):
 
 
 def test_scaling_answers_and_the_evidence_table_come_from_the_tables(tmp_path):
-    from aine_lib.answers import evidence_table, seed_answers_markdown
+    from aine_lib.report.findings import evidence_table, seed_answers_markdown
 
     rows = []
     for family, method, values in (("lstm", "attention", (0.10, 0.12)), ("minilm", "attention_cls_last", (0.2, 0.4))):
@@ -100,7 +100,7 @@ def test_scaling_answers_and_the_evidence_table_come_from_the_tables(tmp_path):
 
 
 def test_decay_answer_sets_the_curve_peak_against_the_per_step_evidence(tmp_path):
-    from aine_lib.answers import evidence_table, seed_answers_markdown
+    from aine_lib.report.findings import evidence_table, seed_answers_markdown
 
     pd.DataFrame({"task": "bible", "seed": 0, "layer": [1, 1, 3, 3, 3], "distance": [0, 1, -1, 0, 1],
                   "mass": [0.9, 0.05, 0.1, 0.34, 0.1]}).to_csv(tmp_path / "seq2seq_attention_decay.csv", index=False)

@@ -1,6 +1,6 @@
 from typer.testing import CliRunner
 
-from aine_lib.cli import app, parse_overrides
+from aine_lib.study.cli import app, parse_overrides
 
 runner = CliRunner()
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from aine_lib.config import ConfigError, CounterStudyConfig
-from aine_lib.io import ResultCache
+from aine_lib.cache import ResultCache
 from aine_lib.models.counter import (GuidedClassifier, compare_with_base, train_consistent_adversary,
                                      trained_guided_classifier)
 from aine_lib.models.rnn_attention import AttentionClassifier, RNNClassifierConfig

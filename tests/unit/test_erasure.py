@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from aine_lib.erasure import (ORDERS, attention_gradient, erase_and_renormalise, fraction_until_flip,
+from aine_lib.interventions.erasure import (ORDERS, attention_gradient, erase_and_renormalise, fraction_until_flip,
                               ranking_orders, single_erasure)
-from aine_lib.interventions import output_distribution
+from aine_lib.interventions.attention import output_distribution
 from aine_lib.repro import make_generator
 from tests.unit.test_interventions import ContextDecoder, batch
 

@@ -12,8 +12,8 @@ import torch
 from torch import nn
 
 from aine_lib.attribution import as_adapter
-from aine_lib.metrics.faithfulness import (aopc, erase, faithfulness_curves, plausibility_auprc,
-                                           rank_agreement_matrix, summarise, top_k_mask)
+from aine_lib.evaluation.faithfulness import erase, faithfulness_curves
+from aine_lib.metrics.faithfulness import aopc, plausibility_auprc, rank_agreement_matrix, summarise, top_k_mask
 from aine_lib.models.rnn_attention import AttentionClassifier, RNNClassifierConfig
 from aine_lib.models.training import Batch, collate
 from aine_lib.models.transformer_encoder import EncoderConfig, TransformerClassifier

@@ -9,7 +9,10 @@ import torch
 
 from aine_lib.config import ConfigError, load_config
 from aine_lib.experiments import internals as ins
+from aine_lib.experiments import internals_neurons as neu
+from aine_lib.experiments import ensembles as ens
 from aine_lib.experiments import transformers as tr
+from aine_lib.experiments import transformer_faithfulness as trf
 from aine_lib.models.transformer_encoder import EncoderConfig, TransformerClassifier
 from tests.unit.test_seq2seq import batch as s2s_batch
 from tests.unit.test_seq2seq import tiny as tiny_seq2seq
@@ -137,15 +140,15 @@ def test_a_probe_on_shuffled_labels_stays_at_chance_and_the_real_probe_does_not(
 def test_the_nearest_token_of_a_tokens_own_embedding_is_that_token():
     table = torch.randn(50, 8, generator=torch.Generator().manual_seed(0))
     idx = torch.tensor([0, 7, 49, 7])
-    assert torch.equal(ins.nearest_tokens(table[idx], table), idx)
-    assert torch.equal(ins.nearest_tokens(3.0 * table[idx], table), idx)           # cosine: scale-free
-    assert not (ins.nearest_tokens(table[idx], table, exclude=(7,)) == 7).any()
+    assert torch.equal(neu.nearest_tokens(table[idx], table), idx)
+    assert torch.equal(neu.nearest_tokens(3.0 * table[idx], table), idx)           # cosine: scale-free
+    assert not (neu.nearest_tokens(table[idx], table, exclude=(7,)) == 7).any()
 
 
 def test_optimised_input_reaches_at_least_the_activation_it_started_near(study, trained):
-    neurons = ins.choose_neurons(study, trained, n=2)
+    neurons = neu.choose_neurons(study, trained, n=2)
     assert len(set(neurons)) == 2 and all(layer == trained.model.cfg.layers for layer, _ in neurons)
-    out = ins.optimised_inputs(study, trained, neurons, length=3, steps=40)
+    out = neu.optimised_inputs(study, trained, neurons, length=3, steps=40)
     assert (out["activation_optimised"] > out["activation_dev_mean"]).all()
     assert all(len(t.split()) == 3 for t in out["tokens"])
     assert all(p.requires_grad for p in trained.model.parameters())             # parameters handed back
@@ -155,7 +158,7 @@ def test_optimised_input_reaches_at_least_the_activation_it_started_near(study, 
 
 def test_tfidf_glass_box_scores_one_value_per_position_and_zero_at_specials(study, trained):
     target = tr.attributions(study, trained, ("loo",))["loo"]["target"]
-    result, info = ins.tfidf_explanations(study, trained, target)
+    result, info = neu.tfidf_explanations(study, trained, target)
     split = study.encoded("planted", "scratch")["analysis"]
     assert len(result["scores"]) == len(split)
     for s, ids, words in zip(result["scores"], split.ids, split.word_index):
@@ -178,14 +181,14 @@ def test_explanation_ensembles_rescale_rank_and_refuse_missing_members():
     split = _Split([[-1, 0, 1, 2, -1], [-1, 0, -1]])
     a = _fake_scores([[9, 1, 3, 2, 9], [5, 4, 5]])
     b = _fake_scores([[0, 10, 30, 20, 0], [0, -2, 0]])        # b = 10 x a on the content positions
-    out = ins.explanation_ensembles({"a": a, "b": b}, ("a", "b"), split)
+    out = ens.explanation_ensembles({"a": a, "b": b}, ("a", "b"), split)
     mean, rank = out["ensemble_mean"]["scores"], out["ensemble_rank"]["scores"]
     assert np.allclose(mean[0], [0, 1 / 3, 1, 2 / 3, 0])     # per-example max-abs scaling makes a and b agree
     assert np.allclose(rank[0], [0, 0, 1, 0.5, 0])
     assert np.allclose(mean[1], [0, 0, 0])                   # a: +1, b: -1 cancel; specials stay 0
     assert out["ensemble_mean"]["seconds"] == 2.0
     with pytest.raises(ValueError, match="available"):
-        ins.explanation_ensembles({"a": a}, ("a", "c"), split)
+        ens.explanation_ensembles({"a": a}, ("a", "c"), split)
 
 
 def test_faithfulness_cache_tells_two_score_sets_of_one_name_apart(study, trained):
@@ -196,19 +199,19 @@ def test_faithfulness_cache_tells_two_score_sets_of_one_name_apart(study, traine
     second = {"ensemble_mean": _fake_scores([-s for s in first["ensemble_mean"]["scores"]])}
     for r in (first, second):
         r["ensemble_mean"]["target"] = tr.attributions(study, trained, ("loo",))["loo"]["target"]
-    a = tr.faithfulness_per_instance(study, trained, first)
-    b = tr.faithfulness_per_instance(study, trained, second)
+    a = trf.faithfulness_per_instance(study, trained, first)
+    b = trf.faithfulness_per_instance(study, trained, second)
     assert a["example"].nunique() == n
     assert not np.allclose(a["comprehensiveness"].to_numpy(), b["comprehensiveness"].to_numpy())
 
 
 def test_seed_stability_is_one_for_the_same_model_twice(study):
-    same = ins.seed_stability(study, "planted", "scratch", (0, 0), ("gradient_x_input", "loo"))
+    same = ens.seed_stability(study, "planted", "scratch", (0, 0), ("gradient_x_input", "loo"))
     row = same.set_index("method")
     assert row.loc["gradient_x_input", "tau_between_seeds"] == pytest.approx(1.0)
     assert row.loc["gradient_x_input", "same_prediction"] == 1.0
     with pytest.raises(ValueError, match="at least 2 seeds"):
-        ins.seed_stability(study, "planted", "scratch", (0,), ("loo",))
+        ens.seed_stability(study, "planted", "scratch", (0,), ("loo",))
 
 
 def test_internals_config_rejects_bad_values_with_the_key_named(tiny_config):
@@ -236,7 +239,7 @@ def test_an_ensemble_is_called_better_than_its_best_member_only_when_paired_diff
     base = rng.uniform(0.2, 0.8, 60)
     per = _per_instance({"a": list(base), "b": list(base - 0.1), "ensemble_mean": list(base + 0.01),
                          "ensemble_rank": list(base)})
-    out = ins.ensemble_vs_best_member(per, ("a", "b")).set_index(["metric", "ensemble"])
+    out = ens.ensemble_vs_best_member(per, ("a", "b")).set_index(["metric", "ensemble"])
     comp = out.loc[("aopc_comprehensiveness", "ensemble_mean")]
     assert comp["best_member"] == "a" and comp["verdict"] == "better"        # +0.01 on every example
     assert comp["gain"] == pytest.approx(0.01)
@@ -245,12 +248,12 @@ def test_an_ensemble_is_called_better_than_its_best_member_only_when_paired_diff
     suff = out.loc[("aopc_sufficiency", "ensemble_mean")]
     assert suff["best_member"] == "b" and suff["verdict"] == "worse"
     with pytest.raises(ValueError, match="score the members"):
-        ins.ensemble_vs_best_member(per, ("a", "c"))
+        ens.ensemble_vs_best_member(per, ("a", "c"))
 
 
 def test_dataset_examples_are_ranked_by_the_cls_activation_and_name_the_ngram_that_carries_it(study, trained):
-    neurons = ins.choose_neurons(study, trained, n=1)
-    table = ins.dataset_ngrams(study, trained, neurons, n=2, top=3, cap=100)
+    neurons = neu.choose_neurons(study, trained, n=1)
+    table = neu.dataset_ngrams(study, trained, neurons, n=2, top=3, cap=100)
     assert list(table["rank"]) == [1, 2, 3]
     assert table["activation"].is_monotonic_decreasing
     assert all(1 <= len(g.split()) <= 2 for g in table["ngram"])
@@ -260,12 +263,11 @@ def test_dataset_examples_are_ranked_by_the_cls_activation_and_name_the_ngram_th
 def test_seq2seq_head_importance_of_a_model_that_generates_nothing_is_an_empty_table(monkeypatch):
     from types import SimpleNamespace
 
-    import aine_lib.experiments.seq2seq as s2
-    from aine_lib import plotting
+    from aine_lib.report import plots
 
-    monkeypatch.setattr(s2, "_generated_pairs", lambda study, m: ([], []))
+    monkeypatch.setattr(ins, "_generated_pairs", lambda study, m: ([], []))
     m = SimpleNamespace(task="copy", variant="softmax", seed=0,
                         model=SimpleNamespace(cfg=SimpleNamespace(encoder_layers=1, decoder_layers=1, heads=2)))
     table = ins.seq2seq_head_importance(SimpleNamespace(), m)
     assert table.empty and {"kind", "layer", "head", "logp_drop"} <= set(table.columns)
-    plotting.seq2seq_head_bars(table)            # one blank panel, not a crash
+    plots.seq2seq_head_bars(table)            # one blank panel, not a crash

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from aine_lib.interventions import (AdversarialAttention, adversarial_attention_per_instance,
+from aine_lib.interventions.attention import (AdversarialAttention, adversarial_attention_per_instance,
                                     output_distribution, permutation_output_change, permute_attention)
 from aine_lib.metrics.divergence import jensen_shannon, total_variation
 from aine_lib.metrics.rank import kendall_tau, kendall_tau_top_k

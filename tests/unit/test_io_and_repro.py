@@ -1,5 +1,4 @@
 import json
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -8,7 +7,7 @@ import pytest
 import torch
 
 from aine_lib.config import load_config
-from aine_lib.io import ResultCache, RunContext, atomic_write, params_key
+from aine_lib.cache import ResultCache, RunContext, atomic_write, params_key
 from aine_lib.repro import get_device, make_generator, seed_everything
 
 
@@ -64,7 +63,7 @@ def _outputs(cfg_path, out):
     import matplotlib.pyplot as plt
     from aine_lib.data import load_dataset
     from aine_lib.experiments.data_overview import dataset_summary, length_table
-    from aine_lib.plotting import length_histograms
+    from aine_lib.report.plots import length_histograms
 
     cfg = load_config(cfg_path, overrides={"output_dir": str(out)})
     run = RunContext(cfg, notebook="00_data", device="cpu")
@@ -98,7 +97,7 @@ def test_manifest_that_is_not_json_is_not_overwritten(tiny_config, tmp_path):
 
 
 def _hammer_manifest(args):
-    from aine_lib.io import _update_manifest
+    from aine_lib.cache import _update_manifest
 
     path, worker = args
     for i in range(200):
@@ -219,7 +218,7 @@ def test_stage_outputs_adds_one_notebook_and_leaves_a_running_chains_entries_out
     import os
     import shutil
 
-    from aine_lib.io import stage_outputs
+    from aine_lib.cache import stage_outputs
 
     if shutil.which("git") is None:
         pytest.skip("git is not installed")

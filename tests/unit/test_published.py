@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from aine_lib.published import JW_ACCURACY, jw_accuracy_comparison, jw_tau_comparison
+from aine_lib.report.published import JW_ACCURACY, jw_accuracy_comparison, jw_tau_comparison
 
 
 def test_accuracy_comparison_matches_rows_by_dataset_encoder_attention():

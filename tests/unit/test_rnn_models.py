@@ -11,7 +11,7 @@ import torch
 from aine_lib.config import ConfigError, PlantedConfig
 from aine_lib.data.planted import LABELS, generate_planted
 from aine_lib.data.text import TextClassificationData
-from aine_lib.io import ResultCache
+from aine_lib.cache import ResultCache
 from aine_lib.models import training
 from aine_lib.models.rnn_attention import AttentionClassifier, RNNClassifierConfig
 from aine_lib.models.training import (TrainConfig, collate, encode_split, evaluate, predict, train_classifier,

@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 
 from aine_lib.config import ConfigError, load_config
-from aine_lib.executors import LocalExecutor, SerialExecutor, get_executor
+from aine_lib.study.executors import LocalExecutor, SerialExecutor, get_executor
 from aine_lib.experiments import scaling as sc
+from aine_lib.experiments import scaling_statistics as scs
 
 TINY = ("  planted: {n_train: 200, n_dev: 60, n_test: 60, seed: 7}\n"
         "rnn:\n  hidden_dim: 8\n  epochs: 2\n  batch_size: 16\n"
@@ -96,7 +97,7 @@ def _fake_result(seed: int, attention_shift: float, fraction: float = 1.0) -> di
 def test_paired_tests_call_a_consistent_gap_significant_and_no_gap_not(cfg):
     worse = [_fake_result(s, -0.05) for s in (0, 1)]
     same = [_fake_result(s, 0.0, fraction=0.5) for s in (0, 1)]
-    tests = sc.paired_tests(worse + same, cfg, metrics=("aopc_comprehensiveness",)).set_index("fraction")
+    tests = scs.paired_tests(worse + same, cfg, metrics=("aopc_comprehensiveness",)).set_index("fraction")
     assert tests.loc[1.0, "best_other"] == "gradient_x_input"
     assert tests.loc[1.0, "verdict"] == "attention_worse" and tests.loc[1.0, "difference"] == pytest.approx(-0.05)
     assert tests.loc[0.5, "verdict"] == "no_difference" and not tests.loc[0.5, "significant"]
@@ -104,7 +105,7 @@ def test_paired_tests_call_a_consistent_gap_significant_and_no_gap_not(cfg):
 
 
 def test_scaling_table_rows_roles_and_best_other(cfg):
-    table = sc.scaling_table([_fake_result(s, 0.1) for s in (0, 1)], cfg)
+    table = scs.scaling_table([_fake_result(s, 0.1) for s in (0, 1)], cfg)
     acc = table[table["metric"] == "accuracy"].iloc[0]
     assert acc["value"] == pytest.approx(0.75) and acc["n_seeds"] == 2 and acc["role"] == "model"
     comp = table[table["metric"] == "aopc_comprehensiveness"].set_index("method")
@@ -133,7 +134,7 @@ def test_a_point_trains_explains_and_is_cached(cfg, monkeypatch):
 @pytest.fixture
 def one_thread():
     """Serial reference runs with the one thread per task that the pool and Ray workers get (a different
-    thread count may change the last bits of training, see aine_lib.executors)."""
+    thread count may change the last bits of training, see aine_lib.study.executors)."""
     import torch
 
     before = torch.get_num_threads()
@@ -158,7 +159,7 @@ def test_the_grid_is_the_same_serially_and_in_a_process_pool(cfg, one_thread):
 
 def test_the_ray_executor_runs_the_grid_on_a_local_ray_instance(cfg, one_thread):
     pytest.importorskip("ray")
-    from aine_lib.executors import RayExecutor
+    from aine_lib.study.executors import RayExecutor
 
     points = [sc.ScalingPoint("average", "planted", 1.0, 0), sc.ScalingPoint("average", "planted", 0.5, 1)]
     serial = sc.run_grid(replace(cfg, cache_dir=cfg.cache_dir + "_serial1"), points, SerialExecutor())

@@ -257,6 +257,7 @@ def test_generation_interventions_are_cached_per_model(tmp_path, monkeypatch):
     from tests.conftest import REPO
     from aine_lib.config import load_config
     from aine_lib.experiments import seq2seq as s2
+    from aine_lib.experiments import seq2seq_generation as s2g
 
     cfg = load_config(REPO / "configs" / "smoke.yaml",
                       {"cache_dir": str(tmp_path / "cache"), "progress": False, "seq2seq.tasks": ["copy"],
@@ -264,24 +265,24 @@ def test_generation_interventions_are_cached_per_model(tmp_path, monkeypatch):
                        "seq2seq.d_model": 16, "seq2seq.d_ff": 32, "seq2seq.max_analysis_examples": 3,
                        "seq2seq.ig_steps": 2})
     study = s2.Seq2SeqStudy(cfg)
-    first = s2.generation_interventions(study, n_permutations=2, seed=0)
+    first = s2g.generation_interventions(study, n_permutations=2, seed=0)
     assert len(first) > 0 and set(first["task"]) == {"copy"} and set(first["seed"]) == {0, 1}
     for m in study.models():          # each model's entry holds that model's rows (a key without the seed fails)
         own = first[first["seed"] == m.seed].reset_index(drop=True)
-        pd.testing.assert_frame_equal(own, s2._compute_model_interventions(study, m, 2, 0))
+        pd.testing.assert_frame_equal(own, s2g._compute_model_interventions(study, m, 2, 0))
 
     def recompute(*args, **kwargs):
         raise AssertionError("interventions recomputed although they are cached")
 
-    monkeypatch.setattr(s2, "_compute_model_interventions", recompute)
-    again = s2.generation_interventions(s2.Seq2SeqStudy(cfg), n_permutations=2, seed=0)
+    monkeypatch.setattr(s2g, "_compute_model_interventions", recompute)
+    again = s2g.generation_interventions(s2.Seq2SeqStudy(cfg), n_permutations=2, seed=0)
     pd.testing.assert_frame_equal(first, again)
     with pytest.raises(AssertionError, match="recomputed"):      # another n_permutations is another entry
-        s2.generation_interventions(study, n_permutations=3, seed=0)
+        s2g.generation_interventions(study, n_permutations=3, seed=0)
 
 
 def test_peakedness_table_bins_steps_by_their_largest_attention_weight():
-    from aine_lib.experiments.seq2seq import peakedness_table
+    from aine_lib.experiments.seq2seq_generation import peakedness_table
 
     # sentence 0: two flat steps where attention misses the LOO token; sentence 1: two peaked steps where it hits
     per_step = pd.DataFrame({
@@ -302,16 +303,16 @@ def test_peakedness_table_bins_steps_by_their_largest_attention_weight():
     import matplotlib
 
     matplotlib.use("Agg")
-    from aine_lib import plotting
+    from aine_lib.report import plots
 
-    fig = plotting.peakedness_points(table, min_tokens=2)               # both bins have 2 tokens: one line, 2 points
+    fig = plots.peakedness_points(table, min_tokens=2)               # both bins have 2 tokens: one line, 2 points
     assert [len(c.lines[0].get_xdata()) for c in fig.axes[0].containers] == [2]
-    fig = plotting.peakedness_points(table, min_tokens=3)               # too few tokens: nothing drawn
+    fig = plots.peakedness_points(table, min_tokens=3)               # too few tokens: nothing drawn
     assert fig.axes[0].containers == []
     # a mean one ulp outside its bootstrap CI (different summation order) is drawn, not refused by matplotlib
     off = table.assign(top_attention_is_top_loo_ci_high=table["top_attention_is_top_loo"] - 1e-16,
                        permutation_change_rate_ci_low=table["permutation_change_rate"] + 1e-16)
-    plotting.peakedness_points(off, min_tokens=2)
+    plots.peakedness_points(off, min_tokens=2)
 
 
 def test_seq2seq_analysis_keys_follow_the_training_data_the_rows_and_the_analysis_code(tmp_path, monkeypatch):
@@ -322,7 +323,7 @@ def test_seq2seq_analysis_keys_follow_the_training_data_the_rows_and_the_analysi
     from tests.conftest import REPO
     from aine_lib.config import load_config
     from aine_lib.experiments import seq2seq as s2
-    from aine_lib.io import params_key
+    from aine_lib.cache import params_key
 
     def study(**kw):
         cfg = load_config(REPO / "configs" / "smoke.yaml",

@@ -173,11 +173,11 @@ def test_heatmap_rows_show_their_scale_and_draw_numerical_zeros_white():
     import matplotlib
 
     matplotlib.use("Agg")
-    from aine_lib import plotting
+    from aine_lib.report import plots
 
     example = {"tokens": ["a", "b", "c"], "title": "t", "rationale": None,
                "scores": {"big": np.array([0.5, -1.0, 0.25]), "noise": np.array([3e-9, -1e-9, 2e-9])}}
-    fig = plotting.attribution_heatmaps([example], ["big", "noise"])
+    fig = plots.attribution_heatmaps([example], ["big", "noise"])
     ax = fig.axes[0]
     drawn = ax.get_images()[0].get_array()
     assert np.allclose(drawn[0], [0.5, -1.0, 0.25]) and np.allclose(drawn[1], 0.0)
@@ -190,11 +190,11 @@ def test_training_curves_draw_one_line_per_seed():
     import pandas as pd
 
     matplotlib.use("Agg")
-    from aine_lib import plotting
+    from aine_lib.report import plots
 
     rows = [{"task": "copy", "seed": seed, "epoch": e, "train_loss": 2.0 / e, "dev_loss": 1.0 / e}
             for seed, epochs in ((0, 3), (1, 5)) for e in range(1, epochs + 1)]
-    fig = plotting.training_curves(pd.DataFrame(rows))
+    fig = plots.training_curves(pd.DataFrame(rows))
     lines = fig.axes[0].get_lines()
     assert sorted(len(line.get_xdata()) for line in lines) == [3, 3, 5, 5]
     assert all(np.all(np.diff(line.get_xdata()) > 0) for line in lines)   # no line runs back in epochs

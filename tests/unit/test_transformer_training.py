@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from aine_lib.io import ResultCache
+from aine_lib.cache import ResultCache
 from aine_lib.models.transformer_encoder import EncoderConfig, TransformerClassifier
 from aine_lib.models.transformer_training import (TransformerTrainConfig, encode_words, evaluate_split,
                                                   scratch_vocabulary_ids, train_transformer, trained_transformer)

@@ -9,13 +9,13 @@ failing cell, and the remaining notebooks still run.
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from aine_lib.config import ConfigError, StudyConfig
+from aine_lib.repro import progress_enabled
 
 
 @dataclass(frozen=True)
@@ -32,11 +32,6 @@ class NotebookOutcome:
             return f"{self.name}: ok in {self.seconds:.1f} s -> {self.executed_path}"
         where = f" at cell {self.failed_cell}" if self.failed_cell is not None else ""
         return f"{self.name}: FAILED{where} after {self.seconds:.1f} s: {self.error} (see {self.executed_path})"
-
-
-def progress_enabled(cfg: StudyConfig) -> bool:
-    """Progress bars unless the config turns them off or we run under CI."""
-    return cfg.progress and not os.environ.get("CI")
 
 
 def select_notebooks(cfg: StudyConfig, only: Sequence[str] | None) -> list[str]:

@@ -1,20 +1,13 @@
-"""The study's questions, answered from its own tables.
+"""The evidence each of the study's questions draws from its tables, one function per part of the study.
 
-:func:`answers_markdown` reads the tables one config run wrote (``tables/``
-for the paper config) and states, per question of the seed, what they show:
-every number is read from a table at build time, never typed in, and every
-question whose notebook has not been run yet says so. The book's landing page
-(:mod:`aine_lib.book`) shows it; ``aine answers`` prints it.
-
-Each bullet names the chapter and table that carry the evidence, so a reader
-can check it. The summaries use the primary model of each part (BiLSTM with
-additive attention for the RNN part, fine-tuned MiniLM with token removal for
-the Transformer part, the softmax model for the encoder-decoder).
+Each function reads the tables one config run wrote and returns Markdown bullets: every number is read
+from a table, never typed in; a part whose notebook has not been run yet gives a *Pending* bullet.
+Each bullet names the chapter and table it comes from. :mod:`aine_lib.report.findings` assembles
+them into the answers.
 """
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pandas as pd
@@ -71,7 +64,7 @@ def _rnn_inputs(tables: Path) -> list[str]:
         verdict = [f"{a} attention {v:.3f} ({'barely moves' if v < SMALL_TVD else 'moves'} the output)"
                    for a, v in med.items()]
         out.append("**Permuting attention**: median over models and max-attention bins of the median output "
-                   f"change (TVD) when attention is shuffled, " + ", ".join(verdict) +
+                   "change (TVD) when attention is shuffled, " + ", ".join(verdict) +
                    f"; below {SMALL_TVD} counts as barely (chapter 03, `permutation.csv`).")
     adv = _read(tables, "adversarial")
     if adv is None:
@@ -302,32 +295,7 @@ def _decay(tables: Path) -> list[str]:
             " (chapter 13, `seq2seq_attention_decay.csv`, `seq2seq_peakedness.csv`)."]
 
 
-QUESTIONS = (
-    ("Does attention tell us which inputs matter?",
-     lambda t: _rnn_inputs(t) + _transformer_inputs(t) + _ensembles(t)),
-    ("Does attention explain the model's internal computation?", _internal),
-    ("Does attention explain generation decisions?", _generation),
-)
-
-
-def answers_markdown(tables: str | Path, config_name: str = "", questions=None) -> str:
-    """Markdown: each question with the evidence its tables carry (or a pending note)."""
-    questions = QUESTIONS if questions is None else questions
-    tables = Path(tables)
-    lines = []
-    if config_name == "smoke":
-        lines += ["> These numbers come from the **smoke** config (tiny data, seconds of training): they show "
-                  "that the pipeline runs, not what is true. Read the paper-config book for the findings.", ""]
-    for i, (question, evidence) in enumerate(questions, start=1):
-        lines.append(f"### {i}. {question}")
-        lines.append("")
-        items = evidence(tables)
-        lines += [f"* {item}" for item in items] or ["* *No evidence yet.*"]
-        lines.append("")
-    return "\n".join(lines)
-
-
-# ----- notebook 14 (scaling) and the seed's five questions (notebook 15) ---------------------------------
+# ----- notebook 14 (scaling) ---------------------------------------------------------------------------
 
 #: the attention method that stands for each family in the scaling answers (as in the scaling figures)
 _FAMILY_ATTENTION = {"average": "attention", "cnn": "attention", "lstm": "attention",
@@ -409,39 +377,3 @@ def _scaling_data(tables: Path) -> list[str]:
                    "the largest share; 'up'/'down' only where the two CIs do not overlap): " + "; ".join(parts) +
                    " (chapter 14, `scaling_data.csv`).")
     return out
-
-
-SEED_QUESTIONS = (
-    ("Why did the model produce this output?",
-     lambda t: _transformer_inputs(t) + _generation(t)[:1]),
-    ("Why do attention distributions and their decay curves not fully explain decisions?",
-     lambda t: _rnn_inputs(t) + _internal(t) + _decay(t)),
-    ("How can interpretability be improved?",
-     lambda t: _generation(t)[1:] + _ensembles(t)),
-    ("Which models are more interpretable?", _scaling_models),
-    ("How much training data does interpretability need?", _scaling_data),
-)
-
-_SOURCE = re.compile(r"chapter (\d\d)[^`]*?`([^`]+\.csv)`")
-
-
-def evidence_table(tables: str | Path) -> pd.DataFrame:
-    """``tables/conclusions.csv``: one row per piece of evidence for each of the seed's five questions --
-    question, finding (the sentence, every number read from a table), chapter and table it comes from, and
-    ``pending`` when the notebook that would supply it has not been run on this config."""
-    tables = Path(tables)
-    rows = []
-    for i, (question, evidence) in enumerate(SEED_QUESTIONS, start=1):
-        for item in evidence(tables):
-            match = _SOURCE.search(item)
-            pending = item.startswith("*Pending")
-            notebook = re.search(r"`(\d\d)_[a-z0-9_]+`", item) if pending else None
-            rows.append({"question_number": i, "question": question, "finding": item.replace("**", ""),
-                         "chapter": match.group(1) if match else (notebook.group(1) if notebook else ""),
-                         "table": match.group(2) if match else "", "pending": pending})
-    return pd.DataFrame(rows)
-
-
-def seed_answers_markdown(tables: str | Path, config_name: str = "") -> str:
-    """Markdown of the seed's five questions with their evidence (notebook 15)."""
-    return answers_markdown(tables, config_name, questions=SEED_QUESTIONS)

@@ -21,6 +21,7 @@ from pathlib import Path
 import yaml
 
 from aine_lib.config import StudyConfig
+from aine_lib.report.findings import answers_markdown
 
 #: chapter groups of the landing page and table of contents: (caption, notebook prefixes)
 PARTS = (
@@ -124,7 +125,6 @@ def book_source(cfg: StudyConfig, src: Path) -> Path:
     for _, names in parts:
         for name in names:
             shutil.copy2(executed / f"{name}.ipynb", src / "notebooks" / f"{name}.ipynb")
-    from aine_lib.answers import answers_markdown
 
     landing = LANDING.format(config=cfg.name, tables=cfg.output_dir.rstrip("/") + "/tables",
                              answers=answers_markdown(cfg.tables_dir, cfg.name))

@@ -1,6 +1,6 @@
 """Attention erasure with the encoder held fixed (Serrano & Smith 2019, "Is Attention Interpretable?").
 
-Like :mod:`aine_lib.interventions`, every function takes a ``decode``
+Like :mod:`aine_lib.interventions.attention`, every function takes a ``decode``
 callable ``(hidden [N, T, H], attention [N, T]) -> logits [N, C]`` and treats
 the hidden states as constants. *Erasing* an attention item sets its weight to
 0 and renormalises the remaining weights to sum to 1 (S&S, section 3); the
@@ -25,7 +25,7 @@ from typing import Callable
 
 import torch
 
-from aine_lib.interventions import _check_attention, _check_hidden, output_distribution
+from aine_lib.interventions.attention import _check_attention, _check_hidden, output_distribution
 from aine_lib.metrics.divergence import jensen_shannon
 
 Decode = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]

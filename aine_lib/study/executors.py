@@ -1,7 +1,7 @@
 """Spreading a grid of independent runs over local processes or a Ray cluster, with one shared cache.
 
 A task is a top-level function and picklable arguments. The function does its own caching in
-:class:`~aine_lib.io.ResultCache` (entries are written to a temporary file and renamed into place), so every
+:class:`~aine_lib.cache.ResultCache` (entries are written to a temporary file and renamed into place), so every
 executor shares the same results: a grid point computed by a Ray worker is a cache hit for a later local
 run and the other way round, and a run killed half-way resumes where it stopped.
 

@@ -10,6 +10,13 @@ from typing import Any, Optional
 import typer
 import yaml
 
+from aine_lib.cache import stage_outputs
+from aine_lib.config import ConfigError, load_config
+from aine_lib.data import fetch_for_config
+from aine_lib.report.findings import answers_markdown
+from aine_lib.study.book import build_book, check_book
+from aine_lib.study.driver import run_study
+
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="aine: attention is not explanation -- run the study, fetch its data.")
 
@@ -30,8 +37,6 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
 
 
 def _load(config: Path, overrides: dict[str, Any]):
-    from aine_lib.config import ConfigError, load_config
-
     try:
         return load_config(config, overrides)
     except ConfigError as exc:
@@ -50,9 +55,6 @@ def run(config: Path = CONFIG_OPTION,
         ray_address: Optional[str] = typer.Option(None, "--ray-address",
                                                   help="an existing Ray cluster (default: start a local one)")) -> None:
     """Execute the study's notebooks with papermill; executed copies go to build/notebooks/."""
-    from aine_lib.config import ConfigError
-    from aine_lib.driver import run_study
-
     overrides = parse_overrides(set_)
     for key, value in (("executor", executor), ("workers", workers), ("ray_address", ray_address)):
         if value is not None:
@@ -77,8 +79,6 @@ def run(config: Path = CONFIG_OPTION,
 @app.command()
 def fetch(config: Path = CONFIG_OPTION, set_: Optional[list[str]] = SET_OPTION) -> None:
     """Download, verify and extract every raw archive the config needs (then work offline)."""
-    from aine_lib.data import fetch_for_config
-
     cfg = _load(config, parse_overrides(set_))
     started = time.perf_counter()
     for key, folder in fetch_for_config(cfg).items():
@@ -91,8 +91,6 @@ def book(config: Path = CONFIG_OPTION,
          check: bool = typer.Option(False, "--check", help="open every page in headless Chromium and report "
                                                              "broken images, error cells and broken links")) -> None:
     """Build the HTML book from the config's executed notebooks (run `aine run` first)."""
-    from aine_lib.book import build_book, check_book
-
     cfg = _load(config, {})
     index = build_book(cfg)
     typer.echo(f"book: {index}")
@@ -109,8 +107,6 @@ def book(config: Path = CONFIG_OPTION,
 @app.command()
 def answers(config: Path = CONFIG_OPTION) -> None:
     """Print the study's questions with the evidence the config's tables carry (Markdown)."""
-    from aine_lib.answers import answers_markdown
-
     cfg = _load(config, {})
     typer.echo(answers_markdown(cfg.tables_dir, cfg.name))
 
@@ -120,8 +116,6 @@ def stage(names: list[str] = typer.Argument(..., help="notebooks whose outputs t
           config: Path = CONFIG_OPTION) -> None:
     """`git add` these notebooks' figures, tables and manifest entries, leaving out other notebooks' outputs
     that a running chain is still writing (the manifests are staged as HEAD's plus these entries)."""
-    from aine_lib.io import stage_outputs
-
     cfg = _load(config, {})
     try:
         staged = stage_outputs([cfg.figures_dir, cfg.tables_dir], list(names), cfg.root_path)

@@ -33,6 +33,7 @@ from typing import Any, Callable, Iterator, Mapping
 import numpy as np
 
 from aine_lib.config import StudyConfig, config_to_dict
+from aine_lib.repro import describe_device, get_device
 
 CACHE_FORMAT_VERSION = 1
 TRACKED_PACKAGES = (
@@ -276,8 +277,6 @@ class RunContext:
 
     def __init__(self, cfg: StudyConfig, notebook: str, parameters: Mapping[str, Any] | None = None,
                  device: str | None = None):
-        from aine_lib.repro import describe_device, get_device
-
         self.cfg = cfg
         self.notebook = notebook
         self.parameters = canonical(dict(parameters or {}))

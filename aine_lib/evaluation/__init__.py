@@ -1,0 +1,1 @@
+"""What runs models to score explanations: faithfulness curves by erasure."""
