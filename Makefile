@@ -9,11 +9,11 @@ CONFIG ?= configs/smoke.yaml
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?= -m "not slow"
 
-.PHONY: install data study book test test-all lab strip clean help
+.PHONY: install data study book lint test test-all lab strip clean help
 
 help:
 	@echo "make study [CONFIG=configs/paper.yaml]  run the study (default: smoke config)"
-	@echo "make test                                run the test suite"
+	@echo "make test                                lint (import layers, ruff) and run the test suite"
 	@echo "make book [CONFIG=...]                   HTML book of the executed notebooks (after make study)"
 	@echo "make lab                                 open the notebooks in JupyterLab"
 
@@ -36,7 +36,11 @@ study: data
 book: install
 	$(BIN)/aine book --config $(CONFIG) --check
 
-test: install
+lint: install
+	$(BIN)/lint-imports
+	$(BIN)/ruff check aine_lib tests benchmarks
+
+test: install lint
 	$(BIN)/aine fetch --config configs/smoke.yaml
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
 
