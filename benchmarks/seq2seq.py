@@ -28,7 +28,7 @@ import time
 
 import torch
 
-from aine_lib.attribution.seq2seq import explain
+from aine_lib.attribution import get_method
 from aine_lib.models.seq2seq_training import collate_pairs, sequence_loss
 from aine_lib.models.transformer import EOS, Seq2SeqConfig, Seq2SeqTransformer
 from aine_lib.repro import describe_device, get_device, seed_everything
@@ -114,7 +114,7 @@ def main() -> None:
     tokens = int(batch.tgt_mask.sum())
     for method in ("cross_attention_mean", "rollout", "norm", "gradient_x_input", "integrated_gradients", "loo"):
         kwargs = {"n_steps": args.ig_steps} if method == "integrated_gradients" else {}
-        t = _median_time(lambda: explain(model, batch, method, **kwargs), device, args.repeats)
+        t = _median_time(lambda: get_method(method, model, **kwargs).attribute(batch, None), device, args.repeats)
         print(f"attribution {method:>22}: {1e3 * t / tokens:8.3f} ms per target token")
 
 

@@ -46,7 +46,7 @@ def attribute_batches(method: AttributionMethod, batches: Iterable, targets: str
     real step is kept (the EOS step included).
     """
     adapter = method.adapter
-    scores, tgt_scores, explained, deltas = [], [], [], []
+    scores, tgt_scores, explained, deltas, input_ids = [], [], [], [], []
     started, offset = time.perf_counter(), 0
     for batch in batches:
         batch = batch.to(adapter.device)
@@ -57,6 +57,7 @@ def attribute_batches(method: AttributionMethod, batches: Iterable, targets: str
                 t, n = int(batch.tgt_mask[i].sum()), int(batch.src_mask[i].sum())
                 scores.append(s[i, :t, :n].astype(np.float64))
                 explained.append(batch.tgt_out[i, :t].cpu().tolist())
+                input_ids.append(batch.src[i][batch.src_mask[i]].cpu().numpy())
                 if prefix is not None:
                     tgt_scores.append(prefix[i, :t, :t].detach().float().cpu().numpy().astype(np.float64))
             continue
@@ -64,6 +65,8 @@ def attribute_batches(method: AttributionMethod, batches: Iterable, targets: str
         s = method.attribute(batch, target).detach().float().cpu().numpy()
         mask = batch.mask.cpu().numpy()
         scores.extend(s[i][mask[i]].astype(np.float64) for i in range(len(s)))
+        ids = batch.ids.cpu().numpy()
+        input_ids.extend(ids[i][mask[i]] for i in range(len(s)))
         explained.extend(target.cpu().tolist())
         if method.last_delta is not None:
             deltas.extend(method.last_delta.detach().float().cpu().numpy().tolist())
@@ -71,7 +74,7 @@ def attribute_batches(method: AttributionMethod, batches: Iterable, targets: str
     return Explanation(method.name, adapter.name, scores, explained, tokens=tokens, target_tokens=target_tokens,
                        target_scores=tgt_scores or None, deltas=np.asarray(deltas) if deltas else None,
                        signed=method.signed, family=adapter.family, options=method.options(),
-                       seconds=time.perf_counter() - started)
+                       seconds=time.perf_counter() - started, input_ids=input_ids)
 
 
 def _classifier_targets(adapter: ClassifierAdapter, batch, targets, offset: int) -> torch.Tensor:

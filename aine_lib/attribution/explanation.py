@@ -8,6 +8,7 @@ An :class:`Explanation` holds one method's scores for many examples of one model
   ``target_scores[i]`` (gradient methods, rollout) is ``[T_i, T_i]`` over the target prefix
   (lower-triangular); ``targets[i]`` the target token ids and ``target_tokens[i]`` their strings.
 
+``input_ids[i]`` are the model's ids of example ``i`` (real tokens), so erasure metrics can re-run it.
 ``signed`` says whether a negative score means "against the target"; ``deltas[i]`` is the
 completeness (convergence) error where the method defines one; ``options`` the method's options.
 """
@@ -36,11 +37,13 @@ class Explanation:
     family: str = "classifier"
     options: dict = field(default_factory=dict)
     seconds: float = 0.0
+    #: the model's input ids of each example (real tokens only), so the input can be rebuilt and re-run
+    input_ids: list[np.ndarray] | None = None
 
     def __post_init__(self) -> None:
         if len(self.scores) != len(self.targets):
             raise ValueError(f"{len(self.scores)} score rows but {len(self.targets)} targets")
-        for name in ("tokens", "target_tokens", "target_scores"):
+        for name in ("tokens", "target_tokens", "target_scores", "input_ids"):
             value = getattr(self, name)
             if value is not None and len(value) != len(self.scores):
                 raise ValueError(f"{len(value)} {name} rows for {len(self.scores)} examples")
@@ -81,7 +84,8 @@ class Explanation:
         grid = s[None, :] if s.ndim == 1 else s
         if ax is None:
             _, ax = plt.subplots(figsize=(max(3.0, 0.45 * grid.shape[1] + 1.5), max(1.2, 0.35 * grid.shape[0] + 1)))
-        limit = float(np.nanmax(np.abs(grid))) or 1.0
+        finite = np.abs(grid[np.isfinite(grid)])
+        limit = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
         image = ax.imshow(grid, cmap="RdBu_r" if self.signed else "Reds", vmin=-limit if self.signed else 0,
                           vmax=limit, aspect="auto")
         if self.tokens is not None:

@@ -13,7 +13,10 @@ The function explained is a classifier's target-class **probability**, or an enc
   Encoder-decoders: from all-zero source and target embeddings (both scaled together), ``n_steps``
   midpoint Riemann steps, every step's ``log p(y_t)`` differentiated from the same forward pass
   (Captum would run one pass per target step); source + prefix scores of step ``t`` sum to
-  ``log p(y_t | x) - log p(y_t | zero embeddings)`` up to the Riemann error;
+  ``log p(y_t | x) - log p(y_t | zero embeddings)`` up to the Riemann error -- except where the model's
+  first operation is scale-invariant (T5: no position embeddings, RMSNorm), which makes the zero baseline
+  a discontinuity that no step count resolves (``log p`` at ``1e-6 x`` the embeddings is already near its
+  full value): there the scores are not complete;
 * ``deeplift`` -- Captum ``DeepLift`` (rescale rule) from the reference. Captum applies its rules to
   *module* nonlinearities only (the output Softmax, the RNNs' ReLU/Tanh modules); GELU, the
   functional softmax inside attention and tanh get plain gradients, so on Transformers it is close
@@ -77,6 +80,12 @@ class GradientImportance(_EmbeddingMethod):
     name = "gradient"
     signed = False
     detach_attention = True
+
+    def __init__(self, adapter):
+        super().__init__(adapter)
+        if adapter.n_layers is not None:
+            raise adapter._not("gradients with the attention detached", "that is Jain & Wallace's definition for "
+                               "a single attention distribution; use gradient_x_input for Transformers")
 
     def attribute(self, batch, target: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
@@ -175,6 +184,9 @@ class _AttentionGradientMethod(AttributionMethod):
         super().__init__(adapter)
         if adapter.n_layers is None:
             raise adapter._not(self.name, "it needs attention per layer and head; use 'gradient' for this model")
+        if not adapter.attention_has_gradient:
+            raise adapter._not(f"{self.name!r} scores", "the attention maps it returns are copies outside its "
+                               "computation graph (as XLNet's are), so they have no gradient")
 
     def _attention_gradients(self, batch, target):
         with torch.enable_grad():

@@ -167,8 +167,8 @@ class _SampledSurrogate(_EmbeddingMethod):
             # One feature per real position. A special token's reference equals the token, so switching it
             # "off" changes nothing and its weight is ~0; it is zeroed below anyway.
             fmask = torch.arange(n, device=emb.device).unsqueeze(0).unsqueeze(-1)
-            torch.manual_seed(self.seed + _example_seed(batch.ids[b, lo:hi]))
-            with torch.no_grad():
+            with torch.random.fork_rng(devices=[]), torch.no_grad():   # the caller's global RNG is left as it was
+                torch.manual_seed(self.seed + _example_seed(batch.ids[b, lo:hi]))
                 attr = explainer.attribute(
                     emb[b:b + 1, lo:hi], baselines=ref[b:b + 1, lo:hi], target=target[b:b + 1],
                     additional_forward_args=tuple(a[b:b + 1, lo:hi] for a in args),
@@ -208,8 +208,12 @@ class RandomScores(AttributionMethod):
     def attribute(self, batch, target=None) -> torch.Tensor:
         if self.is_seq2seq:
             mask = self.adapter.step_mask(batch)
-            gen = torch.Generator().manual_seed(self.seed + _example_seed(batch.src))
-            return torch.rand(mask.shape, generator=gen).to(mask.device) * mask
+            out = torch.zeros(mask.shape, device=mask.device)
+            for b in range(len(batch)):        # seeded by the example's own source ids, whatever its batch
+                t, n = int(batch.tgt_mask[b].sum()), int(batch.src_mask[b].sum())
+                gen = torch.Generator().manual_seed(self.seed + _example_seed(batch.src[b][batch.src_mask[b]]))
+                out[b].masked_scatter_(mask[b], torch.rand(t * n, generator=gen).to(out.device))
+            return out
         out = torch.zeros(batch.ids.shape, dtype=torch.float32, device=batch.ids.device)
         for b in range(len(batch.ids)):
             real = batch.mask[b]

@@ -151,6 +151,10 @@ class NormBased(AttributionMethod):
     def __init__(self, adapter, layer: int = -1):
         super().__init__(adapter)
         _needs_layers(adapter, self.name)
+        if not adapter.has_norm_terms:
+            raise adapter._not("norm-based weights", "they need each head's value vectors and output projection, "
+                               "which aine reads for BERT-, DistilBERT-, RoBERTa-, Marian/BART- and T5-style "
+                               "models (aine_lib.models.hf.NORM_MODULES) and the study's own Transformers")
         self.layer = layer
 
     def options(self) -> dict:

@@ -48,17 +48,16 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 import torch
-from torch import nn
 
-from aine_lib.attribution.captum_methods import special_mask
+from aine_lib.attribution import Explanation, as_adapter
 from aine_lib.metrics.faithfulness import FRACTIONS, _check_fraction, top_k_mask
-from aine_lib.models.rnn_attention import AttentionClassifier
+from aine_lib.models.protocol import ClassifierAdapter, TokenBatch
 
 MODES = ("remove", "mask", "attention_mask")
 #: Unknown-word id of the word-level models (:class:`~aine_lib.data.text.Vocabulary`), their "mask" token.
 RNN_UNK_ID = 1
 
-__all__ = ["MODES", "RNN_UNK_ID", "erase", "faithfulness_curves"]
+__all__ = ["MODES", "RNN_UNK_ID", "erase", "explanation_faithfulness", "faithfulness_curves"]
 
 
 # ----- erasure --------------------------------------------------------------------
@@ -108,13 +107,14 @@ def erase(ids: torch.Tensor, mask: torch.Tensor, drop: torch.Tensor, mode: str, 
 
 # ----- the curves ------------------------------------------------------------------
 
-def _is_word_level(model: nn.Module) -> bool:
-    return isinstance(model, AttentionClassifier)
+def _is_word_level(adapter: ClassifierAdapter) -> bool:
+    """A single-distribution model (BiLSTM/CNN/Average): it reads every position whatever the mask says."""
+    return adapter.n_layers is None
 
 
-def _resolve_modes(model: nn.Module, modes: Sequence[str] | None) -> tuple[str, ...]:
+def _resolve_modes(adapter: ClassifierAdapter, modes: Sequence[str] | None) -> tuple[str, ...]:
     if modes is None:
-        return ("remove", "mask") if _is_word_level(model) else MODES
+        return ("remove", "mask") if _is_word_level(adapter) else MODES
     modes = tuple(modes)
     if not modes:
         raise ValueError("modes is empty")
@@ -122,22 +122,30 @@ def _resolve_modes(model: nn.Module, modes: Sequence[str] | None) -> tuple[str, 
         _check_mode(m)
     if len(set(modes)) != len(modes):
         raise ValueError(f"modes repeat: {modes}")
-    if "attention_mask" in modes and _is_word_level(model):
+    if "attention_mask" in modes and _is_word_level(adapter):
         raise ValueError('deletion mode "attention_mask" is only meaningful for Transformers: the RNN/CNN '
                          "encoders read every position whatever the mask says; use \"remove\" or \"mask\"")
     return modes
 
 
-def _resolve_mask_id(model: nn.Module, mask_id: int | None) -> int | None:
+def _resolve_mask_id(adapter: ClassifierAdapter, mask_id: int | None) -> int | None:
     if mask_id is not None:
         return int(mask_id)
-    cfg_id = getattr(getattr(model, "cfg", None), "mask_id", None)
-    if cfg_id is not None:
-        return int(cfg_id)
-    return RNN_UNK_ID if _is_word_level(model) else None
+    if adapter.mask_id is not None:
+        return int(adapter.mask_id)
+    return RNN_UNK_ID if _is_word_level(adapter) else None
 
 
-def _target_probabilities(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor, target: torch.Tensor,
+def _to_right_padding(mask: torch.Tensor, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Rows whose real tokens sit at the end (left padding) moved to the start; right padding unchanged."""
+    T = mask.shape[1]
+    shift = T - mask.sum(1)
+    left = mask[:, -1] & ~mask[:, 0]
+    index = (torch.arange(T, device=mask.device)[None] + torch.where(left, shift, 0)[:, None]) % T
+    return tuple(t.gather(1, index) for t in (mask, *tensors))
+
+
+def _target_probabilities(adapter: ClassifierAdapter, ids: torch.Tensor, mask: torch.Tensor, target: torch.Tensor,
                           max_rows: int) -> torch.Tensor:
     """``p(target | row)`` for every row (float64, NaN for rows without a real token), few forward passes.
 
@@ -158,7 +166,8 @@ def _target_probabilities(model: nn.Module, ids: torch.Tensor, mask: torch.Tenso
     for start in range(0, len(order), max_rows):
         idx = order[start:start + max_rows]
         width = int(length[idx].max())
-        logits = model(u_ids[idx, :width], u_mask[idx, :width]).logits
+        b_ids, b_mask = adapter.pad_like_model(u_ids[idx, :width], u_mask[idx, :width])
+        logits = adapter.logits(TokenBatch(b_ids, b_mask))
         chunks.append(torch.softmax(logits.double(), dim=-1))
     probs = torch.empty((unique.shape[0], chunks[0].shape[1]), dtype=torch.float64, device=ids.device)
     probs[order] = torch.cat(chunks)
@@ -166,18 +175,19 @@ def _target_probabilities(model: nn.Module, ids: torch.Tensor, mask: torch.Tenso
     return out
 
 
-def faithfulness_curves(model: nn.Module, batch, scores: torch.Tensor, target: torch.Tensor | None = None,
+def faithfulness_curves(model, batch, scores: torch.Tensor, target: torch.Tensor | None = None,
                         fractions: Iterable[float] = FRACTIONS, modes: Sequence[str] | None = None, *,
                         mask_id: int | None = None, special: torch.Tensor | None = None,
                         max_rows: int = 256) -> pd.DataFrame:
     """ERASER comprehensiveness and sufficiency of ``scores [B, T]`` for every example x fraction x mode.
 
+    ``model`` is one of the study's classifiers, a Hugging Face classifier or a classifier adapter.
     ``batch`` has ``ids``, ``mask`` (e.g. :class:`~aine_lib.models.training.Batch`); ``target [B]`` is the
     explained class (None: the model's prediction on the full input). ``modes`` None means all three modes
     for a Transformer and ``("remove", "mask")`` for an
     :class:`~aine_lib.models.rnn_attention.AttentionClassifier` (which refuses ``"attention_mask"``).
-    ``mask_id`` None takes ``model.cfg.mask_id``, else the unk id (1) for the word-level models.
-    ``special`` None takes :func:`~aine_lib.attribution.captum_methods.special_mask`.
+    ``mask_id`` None takes the model's [MASK] id, else the unk id (1) for the word-level models.
+    ``special`` None takes the adapter's ``special_mask``. Left-padded batches (XLNet) are scored as given.
     ``max_rows`` bounds the rows of one forward pass.
 
     Returns one row per example x fraction x mode (examples in batch order) with columns
@@ -186,6 +196,7 @@ def faithfulness_curves(model: nn.Module, batch, scores: torch.Tensor, target: t
     ``comprehensiveness = p_full - p_without_top_k`` and ``sufficiency = p_full - p_only_top_k``.
     Examples with no real non-special token, and variants left with no real token, give NaN.
     """
+    adapter = as_adapter(model)
     ids, mask = batch.ids, batch.mask
     if mask.dtype != torch.bool or mask.shape != ids.shape:
         raise ValueError(f"batch.mask must be a bool tensor shaped like batch.ids {tuple(ids.shape)}")
@@ -193,28 +204,29 @@ def faithfulness_curves(model: nn.Module, batch, scores: torch.Tensor, target: t
     scores = torch.as_tensor(scores, device=ids.device)
     if scores.shape != ids.shape:
         raise ValueError(f"scores {tuple(scores.shape)} must have the shape of batch.ids {tuple(ids.shape)}")
+    if special is None:
+        special = adapter.special_mask(ids)
+    mask, ids, scores, special = _to_right_padding(mask, ids, scores, special.to(torch.bool))
     fractions = tuple(_check_fraction(f) for f in fractions)
     if not fractions:
         raise ValueError("fractions is empty")
     if max_rows < 1:
         raise ValueError(f"max_rows must be >= 1, got {max_rows}")
-    modes = _resolve_modes(model, modes)
-    mask_id = _resolve_mask_id(model, mask_id)
+    modes = _resolve_modes(adapter, modes)
+    mask_id = _resolve_mask_id(adapter, mask_id)
     if "mask" in modes and mask_id is None:
-        raise ValueError('mode "mask" needs a mask_id: the model has no cfg.mask_id; pass mask_id=')
-    if special is None:
-        special = special_mask(model, ids)
-    special = special.to(torch.bool) & mask
-    pad_id = int(getattr(getattr(model, "cfg", None), "pad_id", 0) or 0)
+        raise ValueError('mode "mask" needs a mask_id: the model has no [MASK] token; pass mask_id=')
+    special = special & mask
+    pad_id = int(adapter.pad_id or 0)
     eligible = mask & ~special
     n = eligible.sum(-1)
 
-    was_training = model.training
-    model.eval()
+    was_training = adapter.model.training
+    adapter.model.eval()
     try:
         with torch.no_grad():
             if target is None:
-                target = model(ids, mask).logits.argmax(-1)
+                target = adapter.logits(TokenBatch(*adapter.pad_like_model(ids, mask))).argmax(-1)
             target = torch.as_tensor(target, device=ids.device).long().reshape(-1)
             if target.shape[0] != B:
                 raise ValueError(f"target has {target.shape[0]} entries for a batch of {B}")
@@ -229,10 +241,10 @@ def faithfulness_curves(model: nn.Module, batch, scores: torch.Tensor, target: t
                         all_ids.append(e_ids)
                         all_mask.append(e_mask)
             n_variants = len(all_ids)
-            p = _target_probabilities(model, torch.cat(all_ids), torch.cat(all_mask), target.repeat(n_variants),
+            p = _target_probabilities(adapter, torch.cat(all_ids), torch.cat(all_mask), target.repeat(n_variants),
                                       max_rows).view(n_variants, B).cpu().numpy()
     finally:
-        model.train(was_training)
+        adapter.model.train(was_training)
 
     n_np = n.cpu().numpy()
     undefined = n_np == 0
@@ -254,3 +266,30 @@ def faithfulness_curves(model: nn.Module, batch, scores: torch.Tensor, target: t
     return df.sort_values("example", kind="stable").reset_index(drop=True)
 
 
+
+
+def explanation_faithfulness(model, explanation: Explanation, fractions: Iterable[float] = FRACTIONS,
+                             modes: Sequence[str] | None = None, batch_size: int = 16, **kwargs) -> pd.DataFrame:
+    """:func:`faithfulness_curves` of a classifier :class:`Explanation` (rebuilt from its ``input_ids``),
+    explaining the classes it explains; ``example`` numbers the explanation's examples."""
+    if explanation.family != "classifier" or explanation.input_ids is None:
+        raise ValueError("explanation_faithfulness needs a classifier Explanation with input_ids (from explain() "
+                         "or attribute_batches())")
+    adapter = as_adapter(model)
+    parts = []
+    for start in range(0, len(explanation), batch_size):
+        rows = range(start, min(start + batch_size, len(explanation)))
+        T = max(len(explanation.input_ids[i]) for i in rows)
+        ids = torch.full((len(rows), T), int(adapter.pad_id or 0), dtype=torch.long)
+        scores = torch.zeros(len(rows), T)
+        for j, i in enumerate(rows):
+            n = len(explanation.input_ids[i])
+            ids[j, :n] = torch.as_tensor(explanation.input_ids[i])
+            scores[j, :n] = torch.as_tensor(np.nan_to_num(explanation.scores[i], nan=0.0), dtype=torch.float32)
+        mask = torch.arange(T)[None] < torch.as_tensor([len(explanation.input_ids[i]) for i in rows])[:, None]
+        target = torch.as_tensor([int(explanation.targets[i]) for i in rows])
+        device = adapter.device
+        df = faithfulness_curves(adapter, TokenBatch(ids.to(device), mask.to(device)), scores.to(device),
+                                 target.to(device), fractions, modes, **kwargs)
+        parts.append(df.assign(example=df["example"] + start))
+    return pd.concat(parts, ignore_index=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from aine_lib.attribution import Explanation
 from aine_lib.experiments.transformer_faithfulness import per_example_aopc
 from aine_lib.experiments.transformers import TransformerStudy, attributions, content_positions
 from aine_lib.metrics.bootstrap import bootstrap_ci
@@ -20,7 +21,8 @@ from aine_lib.models.transformer_training import EncodedSplit
 
 # ----- ensembles ----------------------------------------------------------------------------------------
 
-def explanation_ensembles(scores: dict[str, dict], members: tuple[str, ...], split: EncodedSplit) -> dict[str, dict]:
+def explanation_ensembles(scores: dict[str, Explanation], members: tuple[str, ...], split: EncodedSplit
+                          ) -> dict[str, Explanation]:
     """Two ensembles of ``members`` as new methods (same result shape as an attribution method):
 
     * ``ensemble_mean``: per example, each member's scores divided by their largest absolute value over the
@@ -38,22 +40,24 @@ def explanation_ensembles(scores: dict[str, dict], members: tuple[str, ...], spl
     from scipy.stats import rankdata
 
     positions = content_positions(split)
-    target = scores[members[0]]["target"]
+    target = scores[members[0]].target
     mean_scores, rank_scores = [], []
     for i, pos in enumerate(positions):
-        n = len(scores[members[0]]["scores"][i])
+        n = len(scores[members[0]].scores[i])
         mean, rank = np.zeros(n), np.zeros(n)
         if len(pos):
             for name in members:
-                v = np.asarray(scores[name]["scores"][i], dtype=float)[pos]
+                v = np.asarray(scores[name].scores[i], dtype=float)[pos]
                 scale = np.abs(v).max()
                 mean[pos] += (v / scale if scale > 0 else v) / len(members)
                 rank[pos] += ((rankdata(v) - 1) / max(len(pos) - 1, 1)) / len(members)
         mean_scores.append(mean)
         rank_scores.append(rank)
-    seconds = float(sum(scores[name]["seconds"] for name in members))
-    return {"ensemble_mean": {"scores": mean_scores, "target": target, "seconds": seconds},
-            "ensemble_rank": {"scores": rank_scores, "target": target, "seconds": seconds}}
+    seconds = float(sum(scores[name].seconds for name in members))
+    model = scores[members[0]].model
+    return {name: Explanation(name, model, s, list(target), seconds=seconds, signed=name == "ensemble_mean",
+                              options={"members": list(members)})
+            for name, s in (("ensemble_mean", mean_scores), ("ensemble_rank", rank_scores))}
 
 
 def seed_stability(study: TransformerStudy, dataset: str, kind: str, seeds: tuple[int, ...],
@@ -73,13 +77,13 @@ def seed_stability(study: TransformerStudy, dataset: str, kind: str, seeds: tupl
         for i, pos in enumerate(positions):
             if len(pos) < 2:
                 continue
-            taus = [kendall_tau(per_seed[a][method]["scores"][i][pos], per_seed[b][method]["scores"][i][pos])[0]
+            taus = [kendall_tau(per_seed[a][method].scores[i][pos], per_seed[b][method].scores[i][pos])[0]
                     for a, b in pairs]
             per_example.append(np.nanmean(taus) if np.isfinite(taus).any() else np.nan)
         v = np.asarray(per_example, dtype=float)
         v = v[np.isfinite(v)]
         lo, hi = bootstrap_ci(v, seed=seed) if len(v) else (np.nan, np.nan)
-        same = np.mean([(per_seed[a][method]["target"] == per_seed[b][method]["target"]).mean() for a, b in pairs])
+        same = np.mean([(per_seed[a][method].target == per_seed[b][method].target).mean() for a, b in pairs])
         rows.append({"dataset": dataset, "model": kind, "method": method, "seeds": len(seeds),
                      "tau_between_seeds": float(v.mean()) if len(v) else np.nan, "ci_low": lo, "ci_high": hi,
                      "same_prediction": float(same), "n": len(v)})

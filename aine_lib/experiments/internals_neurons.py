@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from aine_lib.attribution import Explanation
 from aine_lib.experiments.internals import _split, cls_states
 from aine_lib.experiments.transformers import TrainedTransformer, TransformerStudy, _batches, token_strings
 from aine_lib.models.training import collate
@@ -156,8 +157,8 @@ def tfidf_explanations(study: TransformerStudy, m: TrainedTransformer, targets: 
                        ) -> tuple[dict, dict]:
     """TF-IDF-weighted logistic regression trained on the training texts (words as the data set splits them).
 
-    Returns (``{"scores": per analysis example one score per position, "target": targets, "seconds": s}`` --
-    the same shape as an attribution method, so it can be scored for faithfulness to the Transformer; and the
+    Returns (an :class:`~aine_lib.attribution.Explanation`, one score per position of each analysis example --
+    the same result as an attribution method, so it can be scored for faithfulness to the Transformer; and the
     glass box's own test accuracy). The score of a word is ``tfidf(word) * (coef[target] - mean_c coef[c])``:
     its evidence for the class the Transformer predicted; every piece of a word gets the word's score, special
     tokens get 0.
@@ -190,6 +191,7 @@ def tfidf_explanations(study: TransformerStudy, m: TrainedTransformer, targets: 
             j = vocab.get(t.lower())
             per_word.append(0.0 if j is None else weight.get(j, 0.0) * coef[int(target), j])
         scores.append(np.array([per_word[w] if 0 <= w < len(per_word) else 0.0 for w in words], dtype=np.float64))
-    return ({"scores": scores, "target": np.asarray(targets), "seconds": time.perf_counter() - started},
+    return (Explanation("tfidf", "tfidf_logistic_regression", scores, list(np.asarray(targets)), signed=True,
+                        seconds=time.perf_counter() - started),
             {"dataset": m.dataset, "glass_box": "tfidf_logistic_regression", "test_accuracy": test_acc,
              "n_test": len(data.test), "vocabulary": len(vocab)})

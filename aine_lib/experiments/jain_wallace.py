@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from aine_lib.attribution import attribute_dataset, get_method
+from aine_lib.attribution import attribute_batches, get_method
 from aine_lib.config import StudyConfig
 from aine_lib.data import TextClassificationData, Vocabulary, load_dataset
 from aine_lib.data.pretrained import load_glove
@@ -26,6 +26,7 @@ from aine_lib.cache import ResultCache
 from aine_lib.metrics.bootstrap import bootstrap_ci
 from aine_lib.metrics.rank import kendall_tau, kendall_tau_top_k
 from aine_lib.models.rnn_attention import MODEL_CODE_VERSION
+from aine_lib.models.training import collate, encode_split
 from aine_lib.repro import get_device
 
 COMPARISONS = (("attention", "gradient"), ("attention", "loo"), ("gradient", "loo"))
@@ -159,10 +160,17 @@ def importance_scores(study: RNNStudy, m: TrainedModel) -> dict[str, list[np.nda
         key = {"dataset": m.dataset, "encoder": m.encoder, "attention": m.attention, "seed": m.seed,
                "method": name, "rows": study.analysis_fingerprint(m.dataset), "config": _model_key(study)}
         out[name] = study.cache.get_or_compute(
-            "rnn_attributions", key,
-            lambda name=name: attribute_dataset(get_method(name, m.model), m.model, df, vocab, study.device,
-                                                max_length=study.cfg.rnn.max_length))
+            "rnn_attributions", key | {"result": "Explanation"},
+            lambda name=name: attribute_batches(get_method(name, m.model), _row_batches(df, vocab, study)))
     return {k: v.scores for k, v in out.items()} | {"target": out["attention"].target}
+
+
+def _row_batches(df: pd.DataFrame, vocab: Vocabulary, study: RNNStudy, batch_size: int = 64) -> Iterator:
+    """The rows of ``df`` in order, as batches of the model's word ids (truncated to ``rnn.max_length``)."""
+    ids = encode_split(df, vocab, study.cfg.rnn.max_length)
+    labels = df["label"].tolist()
+    for start in range(0, len(ids), batch_size):
+        yield collate(ids[start:start + batch_size], labels[start:start + batch_size])
 
 
 def _fingerprint(df: pd.DataFrame) -> str:
@@ -226,7 +234,6 @@ def tau_table(per_instance: pd.DataFrame, seed: int = 0, by_class: bool = False)
 
 def _encoded_batches(study: RNNStudy, m: TrainedModel, batch_size: int = 64):
     """(batch, hidden, attention) for the analysis split, hidden states and attention detached."""
-    from aine_lib.models.training import collate, encode_split
 
     _, vocab, _ = study.prepared(m.dataset)
     df = study.analysis_split(m.dataset)

@@ -33,8 +33,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from aine_lib.attribution import get_method
-from aine_lib.attribution.captum_methods import special_mask
+from aine_lib.attribution import as_adapter, get_method
 from aine_lib.cache import ResultCache
 from aine_lib.config import StudyConfig
 from aine_lib.data import TextClassificationData, load_dataset
@@ -231,7 +230,7 @@ def _explain(cfg: StudyConfig, model, ids: list[list[int]], targets: np.ndarray,
         chunk = ids[start:start + batch_size]
         b = collate(chunk, [0] * len(chunk)).to(device)
         target = torch.as_tensor(targets[start:start + len(chunk)], device=device)
-        special = special_mask(model, b.ids)
+        special = as_adapter(model).special_mask(b.ids)
         for name in methods:
             s = get_method(name, model, **kwargs.get(name, {})).attribute(b, target).detach().float()
             s = torch.nan_to_num(s, nan=0.0)          # LOO of a one-token row is undefined: rank it last

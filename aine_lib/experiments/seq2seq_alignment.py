@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from aine_lib.attribution.seq2seq import explain
+from aine_lib.attribution import as_adapter, get_method
 from aine_lib.data.bible_task import pool_to_words
 from aine_lib.experiments.seq2seq import EXPLANATIONS, Seq2SeqStudy, TrainedSeq2Seq, _batches
 from aine_lib.metrics.alignment import alignment_from_scores, corpus_aer
@@ -42,16 +42,18 @@ def score_matrices(study: Seq2SeqStudy, m: TrainedSeq2Seq) -> dict[str, list[np.
     def compute() -> dict[str, list[np.ndarray]]:
         out: dict[str, list[np.ndarray]] = {}
         cfg = m.model.cfg
+        adapter = as_adapter(m.model).eval()
         for start, b in _batches(pairs, 32):
             b = b.to(study.device)
-            results = {name: explain(m.model, b, name, **({"n_steps": study.cfg.seq2seq.ig_steps}
-                                                           if name == "integrated_gradients" else {}))
+            results = {name: get_method(name, adapter, **({"n_steps": study.cfg.seq2seq.ig_steps}
+                                                          if name == "integrated_gradients" else {})).attribute(b, None)
                        for name in EXPLANATIONS}
             for layer in range(cfg.decoder_layers):
                 for head in range(cfg.heads):
-                    results[f"cross L{layer + 1} H{head}"] = explain(m.model, b, "cross_attention", layer=layer,
-                                                                    head=head)
-                results[f"cross L{layer + 1} mean"] = explain(m.model, b, "cross_attention", layer=layer)
+                    results[f"cross L{layer + 1} H{head}"] = get_method("cross_attention", adapter, layer=layer,
+                                                                       head=head).attribute(b, None)
+                results[f"cross L{layer + 1} mean"] = get_method("cross_attention", adapter,
+                                                                 layer=layer).attribute(b, None)
             for i in range(len(b)):
                 src_len, tgt_len = len(pairs[start + i][0]), len(pairs[start + i][1])
                 for name, r in results.items():

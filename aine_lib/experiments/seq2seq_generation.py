@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from aine_lib.attribution.seq2seq import integrated_gradients, leave_one_out
+from aine_lib.attribution import get_method
 from aine_lib.experiments.seq2seq import Seq2SeqStudy, TrainedSeq2Seq, VARIANTS, _batches, performance
 from aine_lib.experiments.seq2seq_alignment import alignment_table
 from aine_lib.interventions.attention import permute_attention
@@ -136,8 +136,8 @@ def _compute_model_interventions(study: Seq2SeqStudy, m: TrainedSeq2Seq, n_permu
             tvd = torch.stack(tvds).median(0).values
             attention = out.attentions["cross"][-1].mean(1)                  # [B, T, S]
             head0 = out.attentions["cross"][-1][:, 0]
-        loo = leave_one_out(m.model, b)                                        # [B, T, S] log p drop
-        ig, _ = integrated_gradients(m.model, b, n_steps=study.cfg.seq2seq.ig_steps)
+        loo = get_method("loo", m.model).attribute(b, None)                     # [B, T, S] log p drop
+        ig = get_method("integrated_gradients", m.model, n_steps=study.cfg.seq2seq.ig_steps).attribute(b, None)
         for i in range(len(b)):
             S = int(b.src_mask[i].sum())
             T = int(b.tgt_mask[i].sum())

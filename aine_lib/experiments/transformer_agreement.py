@@ -41,9 +41,9 @@ def layer_head_agreement(study: TransformerStudy, m: TrainedTransformer, referen
             pos = positions[start + i]
             if len(pos) < 2:
                 continue
-            ref = np.abs(reference["scores"][start + i][pos])
+            ref = np.abs(reference.scores[start + i][pos])
             if floor is not None:
-                taus.setdefault((-1, -2), []).append(kendall_tau_top_k(floor["scores"][start + i][pos], ref, k))
+                taus.setdefault((-1, -2), []).append(kendall_tau_top_k(floor.scores[start + i][pos], ref, k))
             for layer in range(cfg.layers):
                 for head in range(-1, cfg.heads):
                     a = att[layer, i].mean(0) if head < 0 else att[layer, i, head]
@@ -71,7 +71,7 @@ def method_agreement(study: TransformerStudy, m: TrainedTransformer, scores: dic
             for i, pos in enumerate(positions):
                 if len(pos) < 2:
                     continue
-                vals.append(kendall_tau(np.abs(scores[a]["scores"][i][pos]), np.abs(scores[b]["scores"][i][pos]))[0])
+                vals.append(kendall_tau(np.abs(scores[a].scores[i][pos]), np.abs(scores[b].scores[i][pos]))[0])
             v = np.asarray(vals, dtype=float)
             rows.append({"dataset": m.dataset, "model": m.kind, "method_a": a, "method_b": b,
                          "tau": float(np.nanmean(v)) if len(v) else np.nan, "n": int(np.isfinite(v).sum())})
@@ -87,7 +87,7 @@ def plausibility(study: TransformerStudy, m: TrainedTransformer, scores: dict[st
     positions = _content_positions(study, m)
     rows = []
     for method, r in scores.items():
-        s = [np.abs(r["scores"][i][pos]) for i, pos in enumerate(positions)]
+        s = [np.abs(r.scores[i][pos]) for i, pos in enumerate(positions)]
         g = [rationales[i][pos] for i, pos in enumerate(positions)]
         ap = plausibility_auprc(s, g)
         ap = ap[np.isfinite(ap)]
@@ -104,7 +104,7 @@ def chosen_examples(study: TransformerStudy, m: TrainedTransformer, scores: dict
     split = study.encoded(m.dataset, m.kind)["analysis"]
     labels = study.data(m.dataset).label_names
     rationales = study.rationales(m.dataset, m.kind)
-    target = next(iter(scores.values()))["target"]
+    target = next(iter(scores.values())).target
     picked: list[int] = []
     wanted_class = 0
     for _ in range(len(labels) * len(split)):
@@ -123,7 +123,7 @@ def chosen_examples(study: TransformerStudy, m: TrainedTransformer, scores: dict
         # removal (leave-one-out) would dominate each row's colour scale.
         keep = np.asarray([j for j, w in enumerate(split.word_index[i]) if w >= 0])
         out.append({"tokens": [token_strings(study, m, split.ids[i])[j] for j in keep],
-                    "scores": {k: np.asarray(v["scores"][i])[keep] for k, v in scores.items()},
+                    "scores": {k: np.asarray(v.scores[i])[keep] for k, v in scores.items()},
                     "rationale": None if rationales is None else rationales[i][keep],
                     "title": f"{m.dataset} · {m.kind} · example {i}: gold {labels[split.labels[i]]}, "
                              f"predicted {labels[target[i]]}"})

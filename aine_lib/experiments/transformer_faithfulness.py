@@ -12,13 +12,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from aine_lib.attribution.captum_methods import special_mask
+from aine_lib.attribution import Explanation
 from aine_lib.evaluation.faithfulness import faithfulness_curves
 from aine_lib.experiments.transformers import TrainedTransformer, TransformerStudy, _batches, scores_fingerprint
 from aine_lib.metrics.bootstrap import bootstrap_ci
 
 
-def faithfulness_per_instance(study: TransformerStudy, m: TrainedTransformer, scores: dict[str, dict],
+def faithfulness_per_instance(study: TransformerStudy, m: TrainedTransformer, scores: dict[str, Explanation],
                               batch_size: int = 16) -> pd.DataFrame:
     """ERASER comprehensiveness and sufficiency per example, fraction, deletion mode and method (cached)."""
     from tqdm.auto import tqdm
@@ -35,12 +35,11 @@ def faithfulness_per_instance(study: TransformerStudy, m: TrainedTransformer, sc
                 B, T = batch.ids.shape
                 s = torch.zeros(B, T)
                 for i in range(B):
-                    v = r["scores"][start + i]
+                    v = r.scores[start + i]
                     s[i, : len(v)] = torch.as_tensor(v, dtype=torch.float32)
-                target = torch.as_tensor(r["target"][start:start + B], device=study.device)
+                target = torch.as_tensor(r.target[start:start + B], device=study.device)
                 df = faithfulness_curves(m.model, batch, s.to(study.device), target, fractions=t.fractions,
-                                         modes=t.deletion_modes, mask_id=m.model.cfg.mask_id,
-                                         special=special_mask(m.model, batch.ids))
+                                         modes=t.deletion_modes, mask_id=m.model.cfg.mask_id)
                 rows.append(df.assign(example=df["example"] + start))
             return pd.concat(rows, ignore_index=True)
 

@@ -12,7 +12,6 @@ Faithfulness is in :mod:`aine_lib.experiments.transformer_faithfulness`, agreeme
 from __future__ import annotations
 
 import hashlib
-import time
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Iterator
@@ -20,8 +19,9 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 import torch
+from tqdm.auto import tqdm
 
-from aine_lib.attribution import GENERIC_METHODS, TRANSFORMER_METHODS, get_method
+from aine_lib.attribution import GENERIC_METHODS, TRANSFORMER_METHODS, Explanation, attribute_batches, get_method
 from aine_lib.cache import ResultCache
 from aine_lib.config import StudyConfig
 from aine_lib.data import TextClassificationData, load_dataset
@@ -228,53 +228,41 @@ def _batches(split: EncodedSplit, batch_size: int):
 
 
 def attributions(study: TransformerStudy, m: TrainedTransformer, methods: tuple[str, ...] = METHODS,
-                 batch_size: int = 16) -> dict[str, dict]:
-    """``{method: {"scores": list[np.ndarray] (one per position), "target": [N], "seconds": float}}``, cached."""
-    from tqdm.auto import tqdm
-
+                 batch_size: int = 16) -> dict[str, Explanation]:
+    """``{method: Explanation}`` on the analysis split (one score per position, the predicted class), cached."""
     split = study.encoded(m.dataset, m.kind)["analysis"]
     out = {}
     for name in tqdm(methods, desc=f"attributions {m.dataset}/{m.kind}", disable=not study.progress, leave=False):
         kwargs = study.method_kwargs(name)
 
-        def compute(name=name, kwargs=kwargs) -> dict:
+        def compute(name=name, kwargs=kwargs) -> Explanation:
             method = get_method(name, m.model, **kwargs)
-            scores, targets = [], []
-            started = time.perf_counter()
-            for _, batch in _batches(split, batch_size):
-                batch = batch.to(study.device)
-                with torch.no_grad():
-                    target = m.model(batch.ids, batch.mask).logits.argmax(-1)
-                s = method.attribute(batch, target).detach().float().cpu().numpy()
-                for i, n in enumerate(batch.mask.sum(1).tolist()):
-                    scores.append(s[i, :n].astype(np.float64))
-                targets.extend(target.cpu().tolist())
-            return {"scores": scores, "target": np.asarray(targets), "seconds": time.perf_counter() - started}
+            return attribute_batches(method, (batch for _, batch in _batches(split, batch_size)))
 
-        key = study.model_key(m) | {"method": name, "kwargs": kwargs}
+        key = study.model_key(m) | {"method": name, "kwargs": kwargs, "result": "Explanation"}
         out[name] = study.cache.get_or_compute("transformer_attributions", key, compute)
     return out
 
 
-def attribution_times(study: TransformerStudy, results: dict[tuple, dict[str, dict]]) -> pd.DataFrame:
+def attribution_times(study: TransformerStudy, results: dict[tuple, dict[str, Explanation]]) -> pd.DataFrame:
     rows = []
     for (dataset, kind, seed), per_method in results.items():
         n = len(study.encoded(dataset, kind)["analysis"])
         for method, r in per_method.items():
             rows.append({"dataset": dataset, "model": kind, "seed": seed, "method": method,
-                         "seconds_total": r["seconds"], "seconds_per_example": r["seconds"] / n, "n": n})
+                         "seconds_total": r.seconds, "seconds_per_example": r.seconds / n, "n": n})
     return pd.DataFrame(rows)
 
 
 # ----- faithfulness -------------------------------------------------------------------------
 
-def scores_fingerprint(result: dict) -> str:
+def scores_fingerprint(result: Explanation) -> str:
     """SHA-256 of an attribution result's scores and targets (what a faithfulness run deletes)."""
     h = hashlib.sha256()
-    for v in result["scores"]:
+    for v in result.scores:
         h.update(np.asarray(v, dtype=np.float64).tobytes())
         h.update(b"|")
-    h.update(np.asarray(result["target"], dtype=np.int64).tobytes())
+    h.update(np.asarray(result.target, dtype=np.int64).tobytes())
     return h.hexdigest()[:24]
 
 

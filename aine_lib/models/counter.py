@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from aine_lib.data.text import TextClassificationData, Vocabulary
-from aine_lib.io import ResultCache
+from aine_lib.cache import ResultCache
 from aine_lib.metrics.divergence import jensen_shannon, total_variation
 from aine_lib.models.rnn_attention import (MODEL_CODE_VERSION, AttentionClassifier, ClassifierOutput,
                                            RNNClassifierConfig)

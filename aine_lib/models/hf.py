@@ -18,6 +18,7 @@ in :data:`NORM_MODULES` and refused for other architectures.
 from __future__ import annotations
 
 import contextlib
+from pathlib import PurePath
 from typing import Iterator
 
 import torch
@@ -37,6 +38,11 @@ NORM_MODULES: dict[str, tuple[str, str]] = {
        for t in ("marian", "bart", "mbart", "pegasus", "m2m_100")},
     **{t: ("block.{i}.layer.1.EncDecAttention.v", "block.{i}.layer.1.EncDecAttention.o") for t in ("t5", "mt5")},
 }
+
+
+def _model_name(model) -> str:
+    """The checkpoint's folder or hub name (never a whole local path), else the class name."""
+    return PurePath(str(getattr(model.config, "name_or_path", "") or "")).name or type(model).__name__
 
 
 def is_hf_model(model) -> bool:
@@ -127,7 +133,7 @@ class HFClassifierAdapter(ClassifierAdapter):
     """Any ``AutoModelForSequenceClassification`` with eager attention."""
 
     def __init__(self, model, tokenizer=None, name: str | None = None):
-        super().__init__(model, name or getattr(model.config, "name_or_path", "") or type(model).__name__)
+        super().__init__(model, name or _model_name(model))
         cfg = model.config
         self.tokenizer = tokenizer
         self.model_type = cfg.model_type
@@ -144,6 +150,8 @@ class HFClassifierAdapter(ClassifierAdapter):
         self.padding_side = getattr(tokenizer, "padding_side", None) or ("left" if cfg.model_type == "xlnet"
                                                                           else "right")
         self._swap = _EmbeddingSwap([model.get_input_embeddings()], time_major=cfg.model_type == "xlnet")
+        self.has_norm_terms = cfg.model_type in NORM_MODULES
+        self.attention_has_gradient = cfg.model_type != "xlnet"      # XLNet returns permuted copies of its maps
 
     def special_mask(self, ids: torch.Tensor) -> torch.Tensor:
         out = torch.zeros_like(ids, dtype=torch.bool)
@@ -186,7 +194,7 @@ class HFSeq2SeqAdapter(Seq2SeqAdapter):
     """Any ``AutoModelForSeq2SeqLM`` with eager attention, teacher-forced on a :class:`Seq2SeqBatch`."""
 
     def __init__(self, model, tokenizer=None, name: str | None = None):
-        super().__init__(model, name or getattr(model.config, "name_or_path", "") or type(model).__name__)
+        super().__init__(model, name or _model_name(model))
         cfg = model.config
         self.tokenizer = tokenizer
         self.model_type = cfg.model_type
@@ -196,6 +204,7 @@ class HFSeq2SeqAdapter(Seq2SeqAdapter):
         self.n_heads = getattr(cfg, "decoder_attention_heads", None) or cfg.num_heads
         self.pad_id = cfg.pad_token_id
         self.eos_id = cfg.eos_token_id
+        self.has_norm_terms = cfg.model_type in NORM_MODULES
         self._swap = _EmbeddingSwap([model.get_encoder().get_input_embeddings(),
                                      model.get_decoder().get_input_embeddings()])
 

@@ -35,6 +35,8 @@ class RNNAdapter(ClassifierAdapter):
 
 
 class EncoderAdapter(ClassifierAdapter):
+    has_norm_terms = True
+
     def __init__(self, model: TransformerClassifier, name: str | None = None):
         super().__init__(model, name or "TransformerClassifier")
         cfg = model.cfg
@@ -68,6 +70,8 @@ class EncoderAdapter(ClassifierAdapter):
 
 
 class Seq2SeqTransformerAdapter(Seq2SeqAdapter):
+    has_norm_terms = True
+
     def __init__(self, model: Seq2SeqTransformer, name: str | None = None):
         super().__init__(model, name or "Seq2SeqTransformer")
         cfg = model.cfg

@@ -85,9 +85,14 @@ class ModelAdapter:
         self.model = model
         self.name = name or type(model).__name__
 
+    #: whether ``norm_terms`` can answer (value vectors and output projection known)
+    has_norm_terms: bool = False
+    #: whether the attention maps ``forward`` returns are the ones the model computes with (so they have gradients)
+    attention_has_gradient: bool = True
+
     @property
     def device(self) -> torch.device:
-        return next(self.model.parameters()).device
+        return next(self.model.parameters(), torch.empty(0)).device
 
     def eval(self) -> "ModelAdapter":
         self.model.eval()

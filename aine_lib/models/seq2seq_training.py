@@ -240,7 +240,7 @@ def _rng_states() -> dict:
 
 def _save_checkpoint(path: Path, model, optimiser, scheduler, gen: torch.Generator, best: BestEpoch,
                      rows: list[dict], epoch: int, stopped: bool) -> None:
-    from aine_lib.io import atomic_write
+    from aine_lib.cache import atomic_write
 
     blob = {"format": 1, "epoch": epoch, "stopped": bool(stopped), "rows": rows,
             "model": model.state_dict(), "optimiser": optimiser.state_dict(), "scheduler": scheduler.state_dict(),

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from aine_lib.config import ConfigError
 from aine_lib.data.text import TextClassificationData, Vocabulary
-from aine_lib.io import ResultCache
+from aine_lib.cache import ResultCache
 from aine_lib.models.rnn_attention import MODEL_CODE_VERSION, AttentionClassifier, RNNClassifierConfig
 from aine_lib.repro import make_generator, seed_everything
 

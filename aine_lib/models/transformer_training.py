@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from aine_lib.config import ConfigError
 from aine_lib.data.text import Vocabulary
-from aine_lib.io import ResultCache
+from aine_lib.cache import ResultCache
 from aine_lib.models.rnn_attention import MODEL_CODE_VERSION
 from aine_lib.models.training import (HISTORY_COLUMNS, BestEpoch, TrainResult, _load_result, _ordered_batches,
                                       _save_result,

@@ -34,7 +34,7 @@ CLASSIFIER_METHODS = ("attention", "attention_cls_last", "attention_cls_mean", "
 FAST = {"integrated_gradients": {"n_steps": 8}, "lime": {"n_samples": 24}, "kernel_shap": {"n_samples": 24}}
 # (model, method) -> what the MethodNotApplicable message must say
 NOT_APPLICABLE = {
-    ("xlnet", "norm"): "value and output projections",
+    ("xlnet", "norm"): "value vectors and output projection",
     ("xlnet", "grad_attention"): "no gradient",
     ("xlnet", "chefer"): "no gradient",
     **{(arch, "gradient"): "attention detached" for arch in CLASSIFIERS},
@@ -461,13 +461,8 @@ def test_seq2seq_integrated_gradients_on_t5_are_complete_over_source_and_prefix(
     assert gap < 1e-2 * max(size, 1.0), (gap, size)
 
 
-# ----- known defects (strict xfail: each passes once the library is fixed) ----------------------------
+# ----- refused when built, seeded per example, global RNG left alone ----------------------------------
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="base.py says a method that cannot apply raises MethodNotApplicable from its constructor, "
-                   "but GradientImportance builds fine on a Transformer and fails only inside attribute() (the "
-                   "adapter's logits(detach_attention=True)), so explain(methods=[..., 'gradient']) runs every "
-                   "earlier method to completion and then loses their results")
 def test_gradient_on_a_transformer_is_refused_when_the_method_is_built():
     for arch in CLASSIFIERS:
         try:
@@ -477,9 +472,13 @@ def test_gradient_on_a_transformer_is_refused_when_the_method_is_built():
         raise AssertionError(f"get_method('gradient', {arch}) built a method that cannot run")
 
 
-@pytest.mark.xfail(strict=True, reason="perturbation.py RandomScores.attribute, seq2seq branch: one generator seeded "
-                   "with _example_seed(batch.src) for the whole padded batch, so an example's random scores change "
-                   "with the batch it is in (the classifier branch seeds each example by its own ids)")
+def test_xlnet_methods_that_cannot_apply_are_refused_when_built():
+    model = classifier("xlnet")
+    for name, why in (("norm", "value vectors and output projection"), ("grad_attention", "no gradient"), ("chefer", "no gradient")):
+        with pytest.raises(MethodNotApplicable, match=why):
+            get_method(name, model)
+
+
 def test_seq2seq_random_scores_depend_only_on_the_example():
     model, tok = seq2seq("marian"), word_tokenizer("marian")
     batched = explain(model, tok, SOURCES, methods=["random"], target=["w30 w31", "w40", "w41"])["random"]
@@ -493,9 +492,6 @@ def test_classifier_random_scores_depend_only_on_the_example():
     assert np.array_equal(batched.scores[1], alone.scores[0])
 
 
-@pytest.mark.xfail(strict=True, reason="perturbation.py _SampledSurrogate.attribute calls torch.manual_seed(...) on "
-                   "the global RNG (Captum's LIME/KernelSHAP sample from it) and does not restore it, so explaining "
-                   "with lime or kernel_shap reseeds whatever the caller draws next (torch.random.fork_rng would not)")
 def test_sampled_methods_leave_the_global_random_state_alone():
     torch.manual_seed(123)
     expected = torch.rand(4)

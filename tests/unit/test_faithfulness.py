@@ -14,6 +14,7 @@ from torch import nn
 from aine_lib.attribution import as_adapter
 from aine_lib.evaluation.faithfulness import erase, faithfulness_curves
 from aine_lib.metrics.faithfulness import aopc, plausibility_auprc, rank_agreement_matrix, summarise, top_k_mask
+from aine_lib.models.protocol import ClassifierAdapter
 from aine_lib.models.rnn_attention import AttentionClassifier, RNNClassifierConfig
 from aine_lib.models.training import Batch, collate
 from aine_lib.models.transformer_encoder import EncoderConfig, TransformerClassifier
@@ -58,6 +59,15 @@ class OneTokenModel(nn.Module):
     def forward(self, ids, mask, embeddings=None):
         count = ((ids == self.TRIGGER) & mask).sum(-1).double()
         return SimpleNamespace(logits=torch.stack([torch.zeros_like(count), 3.0 * count], -1))
+
+
+class OneTokenAdapter(ClassifierAdapter):
+    """A user's own model brought to aine: a ClassifierAdapter subclass answering what the metric asks."""
+
+    n_layers = n_heads = 0      # per-layer attention (so the attention_mask mode is allowed); never read here
+
+    def logits(self, batch, embeddings=None, detach_attention=False):
+        return self.model(batch.ids, batch.mask).logits
 
 
 def probs(model, ids, mask):
@@ -209,7 +219,7 @@ def test_model_leaves_in_its_training_mode():
 
 @pytest.mark.parametrize("mode", ["remove", "mask", "attention_mask"])
 def test_scores_on_the_one_token_that_matters_give_its_full_effect_and_beat_random(mode):
-    model = OneTokenModel()
+    model = OneTokenAdapter(OneTokenModel())
     gen = torch.Generator().manual_seed(0)
     rows = []
     for _ in range(12):
