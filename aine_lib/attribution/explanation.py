@@ -88,6 +88,7 @@ class Explanation:
         limit = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
         image = ax.imshow(grid, cmap="RdBu_r" if self.signed else "Reds", vmin=-limit if self.signed else 0,
                           vmax=limit, aspect="auto")
+        ax.grid(False)
         if self.tokens is not None:
             ax.set_xticks(range(grid.shape[1]), self.tokens[example], rotation=60, ha="right", fontsize=8)
         if s.ndim == 2 and self.target_tokens is not None:

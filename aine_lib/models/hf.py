@@ -42,7 +42,10 @@ NORM_MODULES: dict[str, tuple[str, str]] = {
 
 def _model_name(model) -> str:
     """The checkpoint's folder or hub name (never a whole local path), else the class name."""
-    return PurePath(str(getattr(model.config, "name_or_path", "") or "")).name or type(model).__name__
+    path = PurePath(str(getattr(model.config, "name_or_path", "") or ""))
+    if path.name in ("model", "models", "checkpoint", "final") and path.parent.name:
+        path = path.parent                    # a package's generic "model/" folder: its parent names it
+    return path.name or type(model).__name__
 
 
 def is_hf_model(model) -> bool:

@@ -31,11 +31,15 @@ def load_minilm_classifier(root: Path, num_labels: int = 2, attn_implementation:
     path = minilm_dir(root)
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # the "newly initialized head" notice is expected here
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # no "Loading weights" bar in the executed notebooks
     try:
         model = AutoModelForSequenceClassification.from_pretrained(
             path, num_labels=num_labels, attn_implementation=attn_implementation, local_files_only=True)
     finally:
         hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     return model, tokenizer
 

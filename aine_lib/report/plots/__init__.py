@@ -21,13 +21,14 @@ from aine_lib.report.plots.seq2seq import (training_curves, aer_points, alignmen
 from aine_lib.report.plots.internals import (head_importance_scatter, pruning_curves, readout_curves,
                                              seq2seq_head_bars, ensemble_points, stability_bars)
 from aine_lib.report.plots.scaling import scaling_curves, model_size_curves, SCALING_ATTENTION
+from aine_lib.report.plots.explanations import explanation_rows
 from aine_lib.report.plots.findings import evidence_coverage
 
 __all__ = [
     "NEGLIGIBLE_SCORE", "SCALING_ATTENTION", "STYLE", "adversarial_scatter", "aer_points", "agreement_matrix",
     "alignment_maps", "apply_style", "attribution_heatmaps", "comprehensiveness_curves", "decay_curves",
     "diagnostic_points", "difference_densities", "ensemble_points", "erasure_bars", "erasure_boxplots",
-    "evidence_coverage", "faithfulness_points", "head_importance_scatter", "jsd_densities", "layer_head_heatmap",
+    "evidence_coverage", "explanation_rows", "faithfulness_points", "head_importance_scatter", "jsd_densities", "layer_head_heatmap",
     "length_histograms", "model_size_curves", "peakedness_points", "performance_points", "permutation_violins",
     "plausibility_points", "pruning_curves", "readout_curves", "scaling_curves", "seq2seq_head_bars",
     "single_erasure_scatter", "stability_bars", "tau_histograms", "tradeoff_curves", "training_curves",
