@@ -9,7 +9,7 @@ def test_shipped_configs_load(name):
     cfg = load_config(REPO / "configs" / f"{name}.yaml")
     assert cfg.name == name
     assert cfg.root_path == REPO
-    assert [nb.name for nb in cfg.notebooks][0] == "00_data"
+    assert [nb.name for nb in cfg.notebooks][:2] == ["00_quickstart", "00_data"]
     # every listed notebook exists
     for nb in cfg.notebooks:
         assert (REPO / "notebooks" / f"{nb.name}.ipynb").exists(), nb.name

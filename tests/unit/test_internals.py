@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from aine_lib.attribution import Explanation
 from aine_lib.config import ConfigError, load_config
 from aine_lib.experiments import internals as ins
 from aine_lib.experiments import internals_neurons as neu
@@ -95,7 +96,7 @@ def test_seq2seq_head_masks_of_ones_reproduce_the_logits_and_a_zero_changes_them
 
 
 def test_head_importance_and_pruning_on_a_trained_model(study, trained):
-    loo = tr.attributions(study, trained, ("loo",))["loo"]["scores"]
+    loo = tr.attributions(study, trained, ("loo",))["loo"].scores
     table = ins.head_importance(study, trained, loo, k=3)
     cfg = trained.model.cfg
     assert len(table) == cfg.layers * cfg.heads
@@ -157,19 +158,19 @@ def test_optimised_input_reaches_at_least_the_activation_it_started_near(study, 
 # ----- glass box and ensembles ------------------------------------------------------------------------
 
 def test_tfidf_glass_box_scores_one_value_per_position_and_zero_at_specials(study, trained):
-    target = tr.attributions(study, trained, ("loo",))["loo"]["target"]
+    target = tr.attributions(study, trained, ("loo",))["loo"].target
     result, info = neu.tfidf_explanations(study, trained, target)
     split = study.encoded("planted", "scratch")["analysis"]
-    assert len(result["scores"]) == len(split)
-    for s, ids, words in zip(result["scores"], split.ids, split.word_index):
+    assert isinstance(result, Explanation) and len(result.scores) == len(split)
+    for s, ids, words in zip(result.scores, split.ids, split.word_index):
         assert len(s) == len(ids)
         assert all(s[i] == 0 for i, w in enumerate(words) if w < 0)
     assert info["test_accuracy"] > 0.8                     # the planted keywords are linearly separable
 
 
-def _fake_scores(values):
-    return {"scores": [np.asarray(v, dtype=float) for v in values], "target": np.zeros(len(values), int),
-            "seconds": 1.0}
+def _fake_scores(values, target=None):
+    return Explanation("fake", "test", [np.asarray(v, dtype=float) for v in values],
+                       list(np.zeros(len(values), int) if target is None else target), seconds=1.0)
 
 
 class _Split:
@@ -182,11 +183,11 @@ def test_explanation_ensembles_rescale_rank_and_refuse_missing_members():
     a = _fake_scores([[9, 1, 3, 2, 9], [5, 4, 5]])
     b = _fake_scores([[0, 10, 30, 20, 0], [0, -2, 0]])        # b = 10 x a on the content positions
     out = ens.explanation_ensembles({"a": a, "b": b}, ("a", "b"), split)
-    mean, rank = out["ensemble_mean"]["scores"], out["ensemble_rank"]["scores"]
+    mean, rank = out["ensemble_mean"].scores, out["ensemble_rank"].scores
     assert np.allclose(mean[0], [0, 1 / 3, 1, 2 / 3, 0])     # per-example max-abs scaling makes a and b agree
     assert np.allclose(rank[0], [0, 0, 1, 0.5, 0])
     assert np.allclose(mean[1], [0, 0, 0])                   # a: +1, b: -1 cancel; specials stay 0
-    assert out["ensemble_mean"]["seconds"] == 2.0
+    assert out["ensemble_mean"].seconds == 2.0
     with pytest.raises(ValueError, match="available"):
         ens.explanation_ensembles({"a": a}, ("a", "c"), split)
 
@@ -195,10 +196,9 @@ def test_faithfulness_cache_tells_two_score_sets_of_one_name_apart(study, traine
     split = study.encoded("planted", "scratch")["analysis"]
     n = len(split)
     rng = np.random.default_rng(0)
-    first = {"ensemble_mean": _fake_scores([rng.normal(size=len(i)) for i in split.ids])}
-    second = {"ensemble_mean": _fake_scores([-s for s in first["ensemble_mean"]["scores"]])}
-    for r in (first, second):
-        r["ensemble_mean"]["target"] = tr.attributions(study, trained, ("loo",))["loo"]["target"]
+    target = tr.attributions(study, trained, ("loo",))["loo"].target
+    first = {"ensemble_mean": _fake_scores([rng.normal(size=len(i)) for i in split.ids], target)}
+    second = {"ensemble_mean": _fake_scores([-s for s in first["ensemble_mean"].scores], target)}
     a = trf.faithfulness_per_instance(study, trained, first)
     b = trf.faithfulness_per_instance(study, trained, second)
     assert a["example"].nunique() == n
