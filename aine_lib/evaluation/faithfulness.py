@@ -269,13 +269,15 @@ def faithfulness_curves(model, batch, scores: torch.Tensor, target: torch.Tensor
 
 
 def explanation_faithfulness(model, explanation: Explanation, fractions: Iterable[float] = FRACTIONS,
-                             modes: Sequence[str] | None = None, batch_size: int = 16, **kwargs) -> pd.DataFrame:
+                             modes: Sequence[str] | None = None, batch_size: int = 16, tokenizer=None,
+                             **kwargs) -> pd.DataFrame:
     """:func:`faithfulness_curves` of a classifier :class:`Explanation` (rebuilt from its ``input_ids``),
-    explaining the classes it explains; ``example`` numbers the explanation's examples."""
+    explaining the classes it explains; ``example`` numbers the explanation's examples. Pass a Hugging Face
+    model's ``tokenizer`` so its special tokens ([CLS], [SEP]) are never erased."""
     if explanation.family != "classifier" or explanation.input_ids is None:
         raise ValueError("explanation_faithfulness needs a classifier Explanation with input_ids (from explain() "
                          "or attribute_batches())")
-    adapter = as_adapter(model)
+    adapter = as_adapter(model, tokenizer)
     parts = []
     for start in range(0, len(explanation), batch_size):
         rows = range(start, min(start + batch_size, len(explanation)))

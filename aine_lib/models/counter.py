@@ -13,7 +13,7 @@
   The epoch is chosen on the dev split by the same objective (W&P's code chose
   it on training loss; their base models on test).
 
-Both are cached with :class:`~aine_lib.io.ResultCache` like
+Both are cached with :class:`~aine_lib.cache.ResultCache` like
 :func:`~aine_lib.models.training.trained_classifier`; the caller passes a key
 that identifies the guide / base model.
 """
@@ -27,9 +27,10 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
-from aine_lib.data.text import TextClassificationData, Vocabulary
 from aine_lib.cache import ResultCache
+from aine_lib.data.text import TextClassificationData, Vocabulary
 from aine_lib.metrics.divergence import jensen_shannon, total_variation
 from aine_lib.models.rnn_attention import (MODEL_CODE_VERSION, AttentionClassifier, ClassifierOutput,
                                            RNNClassifierConfig)
@@ -147,8 +148,6 @@ def train_consistent_adversary(adversary: AttentionClassifier, base: AttentionCl
     :func:`~aine_lib.models.training.train_classifier`; the epoch with the
     lowest dev objective is kept. Gold labels are never used.
     """
-    from tqdm.auto import tqdm
-
     if lam < 0:
         raise ValueError(f"lambda must be >= 0, got {lam}")
     adversary.to(device)

@@ -10,7 +10,7 @@
 * Model selection uses the dev split only (macro-F1 by default), after every
   epoch; the best epoch's weights are kept (the earliest on ties).
 * :func:`trained_classifier` stores the result under the ``rnn_classifiers``
-  namespace of a :class:`~aine_lib.io.ResultCache`, keyed by the data, model
+  namespace of a :class:`~aine_lib.cache.ResultCache`, keyed by the data, model
   and training parameters and the seed; a second call loads instead of training.
 """
 
@@ -26,10 +26,12 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from sklearn.metrics import f1_score
+from tqdm.auto import tqdm
 
+from aine_lib.cache import ResultCache
 from aine_lib.config import ConfigError
 from aine_lib.data.text import TextClassificationData, Vocabulary
-from aine_lib.cache import ResultCache
 from aine_lib.models.rnn_attention import MODEL_CODE_VERSION, AttentionClassifier, RNNClassifierConfig
 from aine_lib.repro import make_generator, seed_everything
 
@@ -177,8 +179,6 @@ def predict(model: AttentionClassifier, df: pd.DataFrame, vocab: Vocabulary, dev
 def evaluate(model: AttentionClassifier, df: pd.DataFrame, vocab: Vocabulary, device: torch.device | str,
              batch_size: int = 256, max_length: int | None = None) -> dict[str, float | int]:
     """``{"accuracy", "f1" (macro), "n"}`` of the model on ``df``."""
-    from sklearn.metrics import f1_score
-
     preds = predict(model, df, vocab, device, batch_size=batch_size, max_length=max_length)
     predicted, gold = preds.predicted, preds.labels
     return {
@@ -243,8 +243,6 @@ def train_classifier(model: AttentionClassifier, train_df: pd.DataFrame, dev_df:
     The model is moved to ``device`` and ends holding the chosen epoch's weights
     (in eval mode); the returned state dict is a CPU copy of them.
     """
-    from tqdm.auto import tqdm
-
     model.to(device)
     train_ids = encode_split(train_df, vocab, train_cfg.max_length)
     train_labels = train_df["label"].tolist()
