@@ -7,9 +7,10 @@
   cross-attention adds half of the attended memory, so step ``t`` ends as a distribution over source
   and target-prefix tokens; the source part is the score (the prefix part is ``last_target_scores``).
 * ``flow`` (Abnar & Zuidema 2020) -- the maximum flow from input ``j`` to the readout position of the
-  last layer in the layered graph whose edge capacities are ``Ã_l`` (classifiers). One max-flow problem
-  per token, solved with SciPy's C implementation on integer capacities (``Ã`` x ``capacity_scale``),
-  edges below ``edge_threshold`` dropped, only the readout node kept in the last layer. Cost grows as
+  last layer in the layered graph whose edge capacities are ``Ã_l`` (classifiers; rows of ``Ã``
+  renormalised to 1). One max-flow problem per token, solved exactly: SciPy's C max-flow on finely
+  scaled integer capacities finds a minimum cut, whose capacity is summed in float64 (see
+  :func:`attention_flow`); ``edge_threshold`` (default 0) may drop weak edges for speed. Cost grows as
   ``layers x T^2`` per token.
 * ``norm`` (Kobayashi et al. 2020) -- ``|| Σ_h α^h_{i,j} f^h(x_j) ||`` in one layer, where
   ``f^h(x) = (x W_V^h + b_V^h) W_O^h`` is what token ``j`` contributes through head ``h``: attention
@@ -25,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import maximum_flow
+from scipy.sparse.csgraph import breadth_first_order, maximum_flow
 
 from aine_lib.attribution.base import AttributionMethod, readout_rows
 
@@ -85,47 +86,65 @@ class Rollout(AttributionMethod):
         return self._masked(readout_rows(r, self.adapter.readout_positions(batch)), batch.mask)
 
 
-def attention_flow(residual: list[np.ndarray], capacity_scale: float = 1e6, edge_threshold: float = 1e-4,
-                   sink: int = 0) -> np.ndarray:
+def attention_flow(residual: list[np.ndarray], edge_threshold: float = 0.0, sink: int = 0) -> np.ndarray:
     """Max flow from each input position to position ``sink`` of the last layer, for one example.
 
     ``residual`` is one ``[T, T]`` matrix per layer (rows = receiving position,
-    columns = sending position, Abnar & Zuidema's Ã), real tokens only.
+    columns = sending position, Abnar & Zuidema's Ã: attention averaged over heads, mixed half and
+    half with the identity and rows renormalised to sum to 1), real tokens only.
     Node ``(l, i)`` is position ``i`` after layer ``l`` (``l = 0`` the input);
-    edge ``(l-1, j) -> (l, i)`` has capacity ``Ã_l[i, j]``. Returns ``[T]``.
+    edge ``(l-1, j) -> (l, i)`` has capacity ``Ã_l[i, j]``; only the sink is kept in the last layer.
+    Returns ``[T]``.
+
+    Exact, not approximate: SciPy's max-flow (C, integer capacities) runs on the capacities scaled
+    as finely as int32 allows and rounded down; its residual graph gives a minimum cut, and the
+    flow is that cut's capacity summed in float64 from the unrounded ``Ã`` (max flow = min cut). The
+    rounding can only matter where two cuts differ by less than ``T`` units of the scale (about
+    ``T^2 / 2^31``). Edges below ``edge_threshold`` (default 0: none) are dropped, for speed.
     """
     L = len(residual)
     T = residual[0].shape[0]
-    n_nodes = (L + 1) * T + 1                      # + a dedicated sink node
+    scale = (2 ** 31 - 1) // (T + 2)             # no capacity, and no flow (at most T), overflows int32
+    n_nodes = (L + 1) * T + 1                    # + a dedicated sink node
     rows, cols, caps = [], [], []
     for layer, a in enumerate(residual, start=1):
         receivers = [sink] if layer == L else range(T)
         for i in receivers:
-            keep = np.nonzero(a[i] >= edge_threshold)[0]
-            rows.extend((layer - 1) * T + keep)
-            cols.extend([layer * T + i] * len(keep))
-            caps.extend(np.rint(a[i, keep] * capacity_scale).astype(np.int64))
+            keep = np.nonzero((a[i] >= edge_threshold) & (a[i] > 0))[0]
+            rows.append((layer - 1) * T + keep)
+            cols.append(np.full(len(keep), layer * T + i))
+            caps.append(np.asarray(a[i, keep], dtype=np.float64))
     sink_node = n_nodes - 1
-    rows.append(L * T + sink)
-    cols.append(sink_node)
-    caps.append(int(capacity_scale) * T)           # never the bottleneck
-    graph = csr_matrix((np.asarray(caps, dtype=np.int32), (rows, cols)), shape=(n_nodes, n_nodes))
+    rows.append(np.array([L * T + sink]))
+    cols.append(np.array([sink_node]))
+    caps.append(np.array([float(T + 1)]))        # never the bottleneck
+    rows, cols, caps = np.concatenate(rows), np.concatenate(cols), np.concatenate(caps)
+    graph = csr_matrix((np.floor(caps * scale).astype(np.int32), (rows, cols)), shape=(n_nodes, n_nodes))
     flows = np.zeros(T)
     for j in range(T):
-        flows[j] = maximum_flow(graph, j, sink_node).flow_value / capacity_scale
+        flow = maximum_flow(graph, j, sink_node).flow
+        residual_graph = (graph - flow).tocsr()
+        residual_graph.data[residual_graph.data < 0] = 0
+        residual_graph.eliminate_zeros()
+        reachable = np.zeros(n_nodes, dtype=bool)
+        reachable[breadth_first_order(residual_graph, j, directed=True, return_predecessors=False)] = True
+        crossing = reachable[rows] & ~reachable[cols]
+        flows[j] = float(caps[crossing].sum())
     return flows
 
 
 class AttentionFlow(AttributionMethod):
     name = "flow"
 
-    def __init__(self, adapter, capacity_scale: float = 1e6, edge_threshold: float = 1e-4):
+    def __init__(self, adapter, edge_threshold: float = 0.0):
         super().__init__(adapter)
         _needs_layers(adapter, self.name)
-        self.capacity_scale, self.edge_threshold = capacity_scale, edge_threshold
+        if edge_threshold < 0:
+            raise ValueError(f"edge_threshold must be >= 0, got {edge_threshold}")
+        self.edge_threshold = edge_threshold
 
     def options(self) -> dict:
-        return {"capacity_scale": self.capacity_scale, "edge_threshold": self.edge_threshold}
+        return {"edge_threshold": self.edge_threshold}
 
     @torch.no_grad()
     def attribute(self, batch, target=None) -> torch.Tensor:
@@ -140,7 +159,7 @@ class AttentionFlow(AttributionMethod):
                 raise ValueError(f"example {b}: the readout position {readout[b]} is padding")
             sub = [r[b][np.ix_(idx, idx)] for r in residual]
             scores[b, torch.as_tensor(idx)] = torch.from_numpy(
-                attention_flow(sub, self.capacity_scale, self.edge_threshold, sink=sink)).float()
+                attention_flow(sub, self.edge_threshold, sink=sink)).float()
         return self._masked(scores.to(batch.ids.device), batch.mask)
 
 

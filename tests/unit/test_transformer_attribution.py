@@ -199,3 +199,23 @@ def test_training_curves_draw_one_line_per_seed():
     assert sorted(len(line.get_xdata()) for line in lines) == [3, 3, 5, 5]
     assert all(np.all(np.diff(line.get_xdata()) > 0) for line in lines)   # no line runs back in epochs
     assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["train (label-smoothed)", "dev"]
+
+
+def test_flow_equals_a_networkx_max_flow_reference_exactly():
+    import networkx as nx
+
+    rng = np.random.default_rng(3)
+    L, T = 3, 9
+    layers = []
+    for _ in range(L):
+        m = rng.random((T, T)) ** 4
+        layers.append(m / m.sum(1, keepdims=True))
+    graph = nx.DiGraph()
+    for layer, a in enumerate(layers, start=1):
+        for i in ([0] if layer == L else range(T)):
+            for j in range(T):
+                graph.add_edge((layer - 1, j), (layer, i), capacity=float(a[i, j]))
+    reference = [nx.maximum_flow_value(graph, (0, j), (L, 0)) for j in range(T)]
+    assert np.allclose(attention_flow(layers), reference, atol=1e-9, rtol=0)
+    # dropping weak edges is an approximation, and says so by differing
+    assert not np.allclose(attention_flow(layers, edge_threshold=0.2), reference, atol=1e-6)
