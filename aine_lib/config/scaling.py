@@ -8,6 +8,7 @@ from typing import Literal
 
 from aine_lib.config.errors import ConfigError, did_you_mean
 from aine_lib.config.schema import DatasetName
+from aine_lib.method_names import GENERIC_METHODS, RNN_METHODS, TRANSFORMER_METHODS
 
 ScalingFamily = Literal["average", "cnn", "lstm", "scratch", "minilm"]
 
@@ -62,8 +63,6 @@ class ScalingConfig:
             raise ConfigError(f"scaling.length_bins must be >= 1, got {self.length_bins}")
         if "loo" not in self.other_methods:
             raise ConfigError("scaling.other_methods must include 'loo': it is the reference of the tau columns")
-        from aine_lib.method_names import GENERIC_METHODS, RNN_METHODS, TRANSFORMER_METHODS
-
         attention = {"attention", "attention_cls_last", "attention_cls_mean", "rollout", "norm", "flow"}
         bad = [m for m in self.attention_methods if m not in attention]
         if bad:

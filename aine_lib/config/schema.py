@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from aine_lib.config.errors import ConfigError, did_you_mean
+from aine_lib.method_names import GENERIC_METHODS, TRANSFORMER_METHODS
 
 DatasetName = Literal["sst", "newsgroups", "uci_sentiment", "planted"]
 DATASET_NAMES: tuple[str, ...] = typing.get_args(DatasetName)
@@ -373,8 +374,6 @@ class InternalsConfig:
         if len(set(self.stability_seeds)) < 2:
             raise ConfigError(f"internals.stability_seeds needs at least 2 different seeds, "
                               f"got {list(self.stability_seeds)}")
-        from aine_lib.method_names import GENERIC_METHODS, TRANSFORMER_METHODS
-
         known = set(GENERIC_METHODS) | set(TRANSFORMER_METHODS)
         for name in ("ensemble_members", "stability_methods"):
             unknown = [m for m in getattr(self, name) if m not in known]

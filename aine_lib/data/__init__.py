@@ -9,6 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from aine_lib.config import DATASET_NAMES, StudyConfig
+from aine_lib.data.bible import MODULES
+from aine_lib.data.newsgroups import load_newsgroups
+from aine_lib.data.planted import load_planted
+from aine_lib.data.sentiment import load_sst, load_uci_sentiment
 from aine_lib.data.sources import ARCHIVES, DataIntegrityError, DataUnavailableError, ensure_extracted
 from aine_lib.data.text import (
     ParseError,
@@ -37,16 +41,12 @@ def _load_full(name: str, cfg: StudyConfig) -> TextClassificationData:
     d = cfg.data
     root = cfg.data_root
     if name == "sst":
-        from aine_lib.data.sentiment import load_sst
         return load_sst(root, d.dev_fraction, d.test_fraction, d.split_seed, d.max_length)
     if name == "uci_sentiment":
-        from aine_lib.data.sentiment import load_uci_sentiment
         return load_uci_sentiment(root, d.dev_fraction, d.test_fraction, d.split_seed, d.max_length)
     if name == "newsgroups":
-        from aine_lib.data.newsgroups import load_newsgroups
         return load_newsgroups(root, d.dev_fraction, d.split_seed, d.max_length)
     if name == "planted":
-        from aine_lib.data.planted import load_planted
         return load_planted(d.planted)
     raise ValueError(f"unknown data set {name!r}; choose one of {list(DATASET_NAMES)}")
 
@@ -68,7 +68,6 @@ def fetch_for_config(cfg: StudyConfig, include_assets: bool = True) -> dict[str,
     """Fetch, verify and extract every archive the config's data sets (and GloVe/MiniLM) need."""
     keys = [k for name in cfg.data.datasets for k in DATASET_ARCHIVES[name]]
     if "bible" in cfg.seq2seq.tasks:
-        from aine_lib.data.bible import MODULES
         keys += [key for key, _ in MODULES.values()]
     if include_assets:
         keys += list(ASSET_ARCHIVES)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy.stats import rankdata
 
 from aine_lib.attribution import Explanation
 from aine_lib.experiments.transformer_faithfulness import per_example_aopc
@@ -37,8 +38,6 @@ def explanation_ensembles(scores: dict[str, Explanation], members: tuple[str, ..
         raise ValueError(f"ensemble members {missing} have no scores; compute them first (available: {sorted(scores)})")
     if len(members) < 2:
         raise ValueError(f"an ensemble needs at least 2 members, got {list(members)}")
-    from scipy.stats import rankdata
-
     positions = content_positions(split)
     target = scores[members[0]].target
     mean_scores, rank_scores = [], []

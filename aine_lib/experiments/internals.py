@@ -31,6 +31,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from tqdm.auto import tqdm
 
 from aine_lib.experiments.seq2seq import _batches as s2s_batches
 from aine_lib.experiments.seq2seq_generation import _generated_pairs
@@ -62,8 +66,6 @@ def ablation_effects(study: TransformerStudy, m: TrainedTransformer, split: str 
     enc = _split(study, m, split, cap, seed=study.cfg.seed)
 
     def compute() -> pd.DataFrame:
-        from tqdm.auto import tqdm
-
         full = predict_probabilities(m.model, enc, study.device)
         pred = full.argmax(1)
         labels = np.asarray(enc.labels)
@@ -202,10 +204,6 @@ def layer_readout(study: TransformerStudy, m: TrainedTransformer, probe_train: i
     has, and its test accuracy varies with a standard deviation of about 0.2 (the planted task)."""
     if control_permutations < 1:
         raise ValueError(f"control_permutations must be at least 1, got {control_permutations}")
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
     train = _split(study, m, "train", probe_train, seed=seed)
     test = study.encoded(m.dataset, m.kind)["analysis"]
 

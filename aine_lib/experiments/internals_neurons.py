@@ -12,9 +12,13 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pandas as pd
 import torch
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
 
 from aine_lib.attribution import Explanation
 from aine_lib.experiments.internals import _split, cls_states
@@ -163,11 +167,6 @@ def tfidf_explanations(study: TransformerStudy, m: TrainedTransformer, targets: 
     its evidence for the class the Transformer predicted; every piece of a word gets the word's score, special
     tokens get 0.
     """
-    import time
-
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-
     data = study.data(m.dataset)
     started = time.perf_counter()
     vectoriser = TfidfVectorizer(analyzer=lambda tokens: [t.lower() for t in tokens], sublinear_tf=True)

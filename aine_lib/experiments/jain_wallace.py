@@ -16,18 +16,19 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 import torch
+from tqdm.auto import tqdm
 
 from aine_lib.attribution import attribute_batches, get_method
+from aine_lib.cache import ResultCache
 from aine_lib.config import StudyConfig
 from aine_lib.data import TextClassificationData, Vocabulary, load_dataset
 from aine_lib.data.pretrained import load_glove
-from aine_lib.repro import progress_enabled
-from aine_lib.cache import ResultCache
+from aine_lib.interventions.attention import AdversarialAttention, permutation_output_change
 from aine_lib.metrics.bootstrap import bootstrap_ci
 from aine_lib.metrics.rank import kendall_tau, kendall_tau_top_k
-from aine_lib.models.rnn_attention import MODEL_CODE_VERSION
-from aine_lib.models.training import collate, encode_split
-from aine_lib.repro import get_device
+from aine_lib.models.rnn_attention import MODEL_CODE_VERSION, RNNClassifierConfig
+from aine_lib.models.training import TrainConfig, collate, encode_split, evaluate, trained_classifier
+from aine_lib.repro import get_device, make_generator, progress_enabled
 
 COMPARISONS = (("attention", "gradient"), ("attention", "loo"), ("gradient", "loo"))
 
@@ -93,9 +94,6 @@ class RNNStudy:
 
     def train(self, name: str, encoder: str, attention: str, seed: int,
               uniform_attention: bool = False) -> TrainedModel:
-        from aine_lib.models.rnn_attention import AttentionClassifier, RNNClassifierConfig  # noqa: F401
-        from aine_lib.models.training import TrainConfig, trained_classifier
-
         data, vocab, emb = self.prepared(name)
         r = self.cfg.rnn
         model_cfg = RNNClassifierConfig(
@@ -117,8 +115,6 @@ class RNNStudy:
                         yield name, encoder, attention, seed
 
     def models(self, seeds: tuple[int, ...] | None = None) -> Iterator[TrainedModel]:
-        from tqdm.auto import tqdm
-
         grid = list(self.grid(seeds))
         for name, encoder, attention, seed in tqdm(grid, desc="models", disable=not self.progress):
             yield self.train(name, encoder, attention, seed)
@@ -128,8 +124,6 @@ class RNNStudy:
 
 def performance_runs(study: RNNStudy) -> pd.DataFrame:
     """One row per trained model: dev metrics of the chosen epoch and test metrics."""
-    from aine_lib.models.training import evaluate
-
     rows = []
     for m in study.models():
         data, vocab, _ = study.prepared(m.dataset)
@@ -248,16 +242,12 @@ def _encoded_batches(study: RNNStudy, m: TrainedModel, batch_size: int = 64):
 
 
 def _generator(study: RNNStudy, m: TrainedModel, salt: str) -> torch.Generator:
-    from aine_lib.repro import make_generator
-
     digest = hashlib.sha256(f"{salt}|{m.dataset}|{m.encoder}|{m.attention}|{m.seed}".encode()).hexdigest()
     return make_generator(int(digest[:8], 16), device=study.device)
 
 
 def permutation_per_instance(study: RNNStudy, seeds: tuple[int, ...] | None = None) -> pd.DataFrame:
     """Median output change (TVD) over random permutations of attention, and each instance's max attention."""
-    from aine_lib.interventions.attention import permutation_output_change
-
     n = study.cfg.rnn.n_permutations
     rows = []
     for m in study.models(seeds):
@@ -279,8 +269,6 @@ def permutation_per_instance(study: RNNStudy, seeds: tuple[int, ...] | None = No
 
 def adversarial_per_instance(study: RNNStudy, seeds: tuple[int, ...] | None = None) -> pd.DataFrame:
     """Max JSD of a feasible adversarial attention (output within epsilon) per instance."""
-    from aine_lib.interventions.attention import AdversarialAttention
-
     r = study.cfg.rnn
     rows = []
     for m in study.models(seeds):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy.stats import false_discovery_control
 
 from aine_lib.config import StudyConfig
 from aine_lib.experiments.scaling import LOWER_IS_BETTER, METRICS, ScalingPoint, length_strata
@@ -107,8 +108,6 @@ def paired_tests(results: list[dict], cfg: StudyConfig, metrics: tuple[str, ...]
     examples, which flatters it: a ``significant`` win for attention is conservative, a loss slightly
     overstated.
     """
-    from scipy.stats import false_discovery_control
-
     s = cfg.scaling
     rows = []
     for _, group in _groups(results).items():

@@ -16,8 +16,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from aine_lib.interventions.erasure import ORDERS
 from aine_lib.experiments.jain_wallace import RNNStudy, TrainedModel, _encoded_batches, _generator, _model_key
+from aine_lib.interventions.erasure import ORDERS, fraction_until_flip, ranking_orders, single_erasure
 from aine_lib.metrics.bootstrap import cluster_bootstrap_ci
 
 
@@ -37,8 +37,6 @@ def _key(study: RNNStudy, m: TrainedModel) -> dict:
 
 def single_erasure_per_instance(study: RNNStudy) -> pd.DataFrame:
     """Per model and analysis instance: weights, JSD of the output and flips after erasing ``i*`` or random ``r``."""
-    from aine_lib.interventions.erasure import single_erasure
-
     parts = []
     for m in _models(study):
         def compute(m=m) -> pd.DataFrame:
@@ -81,8 +79,6 @@ def flip_table(per_instance: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
 
 def erasure_per_instance(study: RNNStudy) -> pd.DataFrame:
     """Per model, ranking order and analysis instance: items removed until the decision flips."""
-    from aine_lib.interventions.erasure import fraction_until_flip, ranking_orders
-
     parts = []
     for m in _models(study):
         def compute(m=m) -> pd.DataFrame:

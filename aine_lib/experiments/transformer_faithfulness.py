@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import torch
+from tqdm.auto import tqdm
 
 from aine_lib.attribution import Explanation
 from aine_lib.evaluation.faithfulness import faithfulness_curves
@@ -21,8 +22,6 @@ from aine_lib.metrics.bootstrap import bootstrap_ci
 def faithfulness_per_instance(study: TransformerStudy, m: TrainedTransformer, scores: dict[str, Explanation],
                               batch_size: int = 16) -> pd.DataFrame:
     """ERASER comprehensiveness and sufficiency per example, fraction, deletion mode and method (cached)."""
-    from tqdm.auto import tqdm
-
     t = study.cfg.transformer
     split = study.encoded(m.dataset, m.kind)["analysis"]
     parts = []

@@ -23,11 +23,12 @@ import pandas as pd
 
 from aine_lib.experiments.jain_wallace import RNNStudy, _model_key
 from aine_lib.metrics.bootstrap import bootstrap_ci
+from aine_lib.models.counter import compare_with_base, trained_consistent_adversary, trained_guided_classifier
+from aine_lib.models.rnn_attention import RNNClassifierConfig
+from aine_lib.models.training import TrainConfig, evaluate
 
 
 def _train_cfg(study: RNNStudy):
-    from aine_lib.models.training import TrainConfig
-
     r = study.cfg.rnn
     return TrainConfig(epochs=r.epochs, batch_size=r.batch_size, lr=r.lr, weight_decay=r.weight_decay,
                        max_length=r.max_length, patience=r.patience)
@@ -50,8 +51,6 @@ def adversary_seed(study: RNNStudy) -> int:
 
 
 def _test_metrics(model, study: RNNStudy, dataset: str) -> dict:
-    from aine_lib.models.training import evaluate
-
     data, vocab, _ = study.prepared(dataset)
     test = evaluate(model, data.test, vocab, study.device, max_length=study.cfg.rnn.max_length)
     return {"test_accuracy": test["accuracy"], "test_f1": test["f1"], "n_test": test["n"]}
@@ -101,8 +100,6 @@ def seed_variance_per_instance(study: RNNStudy) -> pd.DataFrame:
 
     W&P plot, per instance, the *median over seeds*; see :func:`median_over_seeds`.
     """
-    from aine_lib.models.counter import compare_with_base
-
     c = study.cfg.counter
     base_seed, *others = c.variance_seeds
     parts = []
@@ -133,9 +130,6 @@ def adversary_per_instance(study: RNNStudy) -> pd.DataFrame:
     Also returns, per model, the chosen epoch and the dev objective's parts in
     ``attrs["history"]`` (one row per dataset x encoder x attention x lambda x epoch).
     """
-    from aine_lib.models.counter import compare_with_base, trained_consistent_adversary
-    from aine_lib.models.rnn_attention import RNNClassifierConfig
-
     c = study.cfg.counter
     base_seed = c.variance_seeds[0]
     parts, histories = [], []
@@ -205,9 +199,6 @@ def diagnostic_runs(study: RNNStudy) -> pd.DataFrame:
       at ``counter.diagnostic_adversary_lambda``.
     Students are trained for every ``rnn.seeds`` seed; guides stay fixed.
     """
-    from aine_lib.models.counter import trained_consistent_adversary, trained_guided_classifier
-    from aine_lib.models.rnn_attention import RNNClassifierConfig
-
     c, r = study.cfg.counter, study.cfg.rnn
     base_seed = c.variance_seeds[0]
     rows = []

@@ -38,6 +38,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 import torch
+from sklearn.metrics import average_precision_score
 
 from aine_lib.metrics.bootstrap import bootstrap_ci, cluster_bootstrap_ci
 from aine_lib.metrics.rank import kendall_tau
@@ -160,8 +161,6 @@ def plausibility_auprc(scores: Sequence[np.ndarray], rationales: Sequence[np.nda
 
     NaN where the rationale is all 0 or all 1 (AP is undefined or trivially 1).
     """
-    from sklearn.metrics import average_precision_score
-
     if len(scores) != len(rationales):
         raise ValueError(f"{len(scores)} score arrays but {len(rationales)} rationales")
     out = np.full(len(scores), np.nan)

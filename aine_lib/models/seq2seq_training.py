@@ -18,7 +18,9 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
+from aine_lib.cache import atomic_write
 from aine_lib.config import ConfigError
 from aine_lib.models.training import BestEpoch, TrainResult
 from aine_lib.models.transformer import BOS, EOS, PAD, Seq2SeqTransformer
@@ -175,7 +177,6 @@ def train_seq2seq(model: Seq2SeqTransformer, train: list[tuple[list[int], list[i
     """
     if cfg.align_weight > 0 and (train_alignments is None or len(train_alignments) != len(train)):
         raise ValueError("align_weight > 0 needs train_alignments: one list of (target, source) links per pair")
-    from tqdm.auto import tqdm
 
     model.to(device)
     gen = make_generator(seed)
@@ -240,8 +241,6 @@ def _rng_states() -> dict:
 
 def _save_checkpoint(path: Path, model, optimiser, scheduler, gen: torch.Generator, best: BestEpoch,
                      rows: list[dict], epoch: int, stopped: bool) -> None:
-    from aine_lib.cache import atomic_write
-
     blob = {"format": 1, "epoch": epoch, "stopped": bool(stopped), "rows": rows,
             "model": model.state_dict(), "optimiser": optimiser.state_dict(), "scheduler": scheduler.state_dict(),
             "generator": gen.get_state(), "rng": _rng_states(),

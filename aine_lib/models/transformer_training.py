@@ -24,10 +24,12 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from sklearn.metrics import f1_score
+from tqdm.auto import tqdm
 
+from aine_lib.cache import ResultCache
 from aine_lib.config import ConfigError
 from aine_lib.data.text import Vocabulary
-from aine_lib.cache import ResultCache
 from aine_lib.models.rnn_attention import MODEL_CODE_VERSION
 from aine_lib.models.training import (HISTORY_COLUMNS, BestEpoch, TrainResult, _load_result, _ordered_batches,
                                       _save_result,
@@ -124,8 +126,6 @@ def predict_probabilities(model: torch.nn.Module, split: EncodedSplit, device, b
 
 
 def evaluate_split(model: torch.nn.Module, split: EncodedSplit, device, batch_size: int = 64) -> dict:
-    from sklearn.metrics import f1_score
-
     predicted = predict_probabilities(model, split, device, batch_size).argmax(-1)
     gold = np.asarray(split.labels)
     return {"accuracy": float((predicted == gold).mean()),
@@ -147,8 +147,6 @@ def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
 def train_transformer(model: TransformerClassifier, train: EncodedSplit, dev: EncodedSplit,
                       cfg: TransformerTrainConfig, seed: int, device, progress: bool = False) -> TrainResult:
     """Train with AdamW and a warm-up/decay schedule; keep the epoch with the best dev metric."""
-    from tqdm.auto import tqdm
-
     if not len(train):
         raise ValueError("the training split is empty")
     model.to(device)

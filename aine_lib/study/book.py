@@ -190,7 +190,7 @@ class _Chromium:
         import time
         import urllib.request
 
-        import websocket
+        import websocket  # optional: websocket-client comes with the [book] extra, needed only by check_book
 
         self.proc = subprocess.Popen(
             [binary, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",

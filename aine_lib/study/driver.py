@@ -14,6 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+import papermill as pm
+from papermill.exceptions import PapermillExecutionError
+from tqdm.auto import tqdm
+
 from aine_lib.config import ConfigError, StudyConfig
 from aine_lib.repro import progress_enabled
 
@@ -46,9 +50,6 @@ def select_notebooks(cfg: StudyConfig, only: Sequence[str] | None) -> list[str]:
 
 def execute_notebook(cfg: StudyConfig, name: str, overrides: Mapping[str, Any] | None = None,
                      progress: bool = False) -> NotebookOutcome:
-    import papermill as pm
-    from papermill.exceptions import PapermillExecutionError
-
     source = cfg.path(cfg.notebook_dir) / f"{name}.ipynb"
     executed = cfg.path(cfg.executed_dir) / f"{name}.ipynb"
     started = time.perf_counter()
@@ -75,8 +76,6 @@ def execute_notebook(cfg: StudyConfig, name: str, overrides: Mapping[str, Any] |
 def run_study(cfg: StudyConfig, only: Sequence[str] | None = None,
               overrides: Mapping[str, Any] | None = None) -> list[NotebookOutcome]:
     """Execute the selected notebooks in config order; never stops at the first failure."""
-    from tqdm.auto import tqdm
-
     names = select_notebooks(cfg, only)
     progress = progress_enabled(cfg)
     outcomes = []

@@ -24,8 +24,13 @@ threads=1)``; ``torch.set_num_threads(1)`` for a serial run).
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any, Callable, Sequence
+
+import torch
+from tqdm.auto import tqdm
 
 from aine_lib.config import StudyConfig
 
@@ -35,8 +40,6 @@ def _threads_per_worker(workers: int) -> int:
 
 
 def _limit_threads(threads: int) -> None:
-    import torch
-
     torch.set_num_threads(threads)
 
 
@@ -52,8 +55,6 @@ class SerialExecutor:
     workers = 1
 
     def map(self, fn: Callable, tasks: Sequence[tuple], desc: str | None = None, progress: bool = False) -> list:
-        from tqdm.auto import tqdm
-
         return [fn(*args) for args in tqdm(tasks, desc=desc, disable=not progress)]
 
     def close(self) -> None:
@@ -74,11 +75,6 @@ class LocalExecutor:
         self.threads = threads
 
     def map(self, fn: Callable, tasks: Sequence[tuple], desc: str | None = None, progress: bool = False) -> list:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-
-        from tqdm.auto import tqdm
-
         threads = self.threads or _threads_per_worker(self.workers)
         results: list = [None] * len(tasks)
         with ProcessPoolExecutor(max_workers=min(self.workers, max(len(tasks), 1)),
@@ -115,8 +111,6 @@ class RayExecutor:
         self.workers = int(ray.cluster_resources().get("CPU", 1))
 
     def map(self, fn: Callable, tasks: Sequence[tuple], desc: str | None = None, progress: bool = False) -> list:
-        from tqdm.auto import tqdm
-
         ray = self._ray
         remote = ray.remote(num_cpus=1)(_call_limited)
         refs = [remote.remote(fn, 1, tuple(args)) for args in tasks]
