@@ -34,6 +34,7 @@ import numpy as np
 
 from aine_lib.config import StudyConfig, config_to_dict
 from aine_lib.repro import describe_device, get_device
+from aine_lib.timing import record_hit, timed_compute
 
 CACHE_FORMAT_VERSION = 1
 TRACKED_PACKAGES = (
@@ -171,8 +172,11 @@ class ResultCache:
         suffix: str = "pkl",
     ) -> Any:
         entry = self.entry(namespace, params, suffix)
+        started = time.perf_counter()
         if entry.exists() and self._valid(entry):
-            return load(entry)
+            result = load(entry)
+            record_hit(namespace, time.perf_counter() - started)
+            return result
         # Two processes sharing the cache (two notebook chains, the scaling executors' workers) that need the
         # same missing entry: the first computes it under an advisory lock (root/.locks/<namespace>/<key>), the
         # others wait and then read its result instead of computing it again.
@@ -180,9 +184,12 @@ class ResultCache:
                      waiting=f"waiting for cache entry {entry} (another process is computing it)"):
             if entry.exists():
                 if self._valid(entry):
-                    return load(entry)
+                    result = load(entry)
+                    record_hit(namespace, time.perf_counter() - started)
+                    return result
                 warnings.warn(f"cache entry {entry} does not match its checksum; recomputing it", stacklevel=2)
-            result = compute()
+            with timed_compute(namespace):
+                result = compute()
             self.put(namespace, params, result, save=save, suffix=suffix)
         return result
 
@@ -291,7 +298,7 @@ class RunContext:
         except ValueError:
             config_path = self.cfg.source
         return {
-            "notebook": f"notebooks/{self.notebook}.ipynb",
+            "notebook": self.notebook if self.notebook.endswith(".py") else f"notebooks/{self.notebook}.ipynb",
             "config": config_path,
             "config_name": self.cfg.name,
             "parameters": self.parameters,

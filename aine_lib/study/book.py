@@ -17,7 +17,9 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Sequence
 
+import pandas as pd
 import yaml
 
 from aine_lib.config import StudyConfig
@@ -25,7 +27,7 @@ from aine_lib.report.findings import answers_markdown
 
 #: chapter groups of the landing page and table of contents: (caption, notebook prefixes)
 PARTS = (
-    ("Data", ("00",)),
+    ("Quickstart and data", ("00",)),
     ("Attention in RNN classifiers: Jain & Wallace", ("01", "02", "03", "04")),
     ("The counter-studies: Wiegreffe & Pinter, Serrano & Smith", ("05", "06", "07")),
     ("Transformer encoders: attention vs attribution methods", ("08", "09", "10")),
@@ -102,14 +104,34 @@ on it. Rebuild this book with `make book CONFIG=configs/<name>.yaml`.
 """
 
 
-def _chapters(executed: Path) -> list[tuple[str, list[str]]]:
-    names = sorted(p.stem for p in executed.glob("*.ipynb"))
+def _chapters(executed: Path, order: Sequence[str] = ()) -> list[tuple[str, list[str]]]:
+    """Parts and their chapters; within a part, the config's notebook order (00_quickstart before 00_data)."""
+    rank = {name: i for i, name in enumerate(order)}
+    names = sorted((p.stem for p in executed.glob("*.ipynb")), key=lambda n: (n[:2], rank.get(n, len(rank)), n))
     parts = []
     for caption, prefixes in PARTS:
         chosen = [n for n in names if n[:2] in prefixes]
         if chosen:
             parts.append((caption, chosen))
     return parts
+
+
+def runtime_markdown(table: Path) -> str:
+    """The "What this run cost" page: ``tables/study_runtime.csv`` as a table, with the total."""
+    head = "# What this run cost\n\n"
+    if not table.exists():
+        return head + "No `study_runtime.csv` in this run's tables: `aine run` writes it.\n"
+    df = pd.read_csv(table)
+    cols = ["notebook", "wall_s", "train_s", "attribute_s", "evaluate_s", "data_s", "other_s", "cache_hits",
+            "cache_misses", "cache"]
+    rows = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    rows += ["| " + " | ".join(str(r[c]) for c in cols) + " |" for _, r in df.iterrows()]
+    facts = df.iloc[-1]
+    return (head + f"Seconds of wall time per notebook (config `{facts['config']}`, {facts['cores']} cores, "
+            f"{facts['torch_threads']} torch threads, device `{facts['device']}`), split into the time the cache "
+            "spent computing models (train), attributions, evaluations and data; `other` is everything "
+            "uncached (and loading). A `warm` cache computed nothing.\n\n" + "\n".join(rows)
+            + f"\n\nTotal: {df['wall_s'].sum() / 60:.1f} minutes of wall time.\n")
 
 
 def book_source(cfg: StudyConfig, src: Path) -> Path:
@@ -121,7 +143,7 @@ def book_source(cfg: StudyConfig, src: Path) -> Path:
     if src.exists():
         shutil.rmtree(src)
     (src / "notebooks").mkdir(parents=True)
-    parts = _chapters(executed)
+    parts = _chapters(executed, [nb.name for nb in cfg.notebooks])
     for _, names in parts:
         for name in names:
             shutil.copy2(executed / f"{name}.ipynb", src / "notebooks" / f"{name}.ipynb")
@@ -130,10 +152,11 @@ def book_source(cfg: StudyConfig, src: Path) -> Path:
                              answers=answers_markdown(cfg.tables_dir, cfg.name))
     (src / "intro.md").write_text(landing, encoding="utf-8")
     (src / "rerun.md").write_text(RERUN, encoding="utf-8")
+    (src / "runtime.md").write_text(runtime_markdown(cfg.tables_dir / "study_runtime.csv"), encoding="utf-8")
     toc = {"format": "jb-book", "root": "intro",
            "parts": [{"caption": caption, "chapters": [{"file": f"notebooks/{n}"} for n in names]}
                      for caption, names in parts] + [{"caption": "Using the study",
-                                                      "chapters": [{"file": "rerun"}]}]}
+                                                      "chapters": [{"file": "rerun"}, {"file": "runtime"}]}]}
     (src / "_toc.yml").write_text(yaml.safe_dump(toc, sort_keys=False), encoding="utf-8")
     config = {"title": "Attention is not explanation", "author": "the aine project",
               "only_build_toc_files": True,

@@ -5,21 +5,32 @@ Every notebook receives ``config`` (absolute path of the config file) and
 notebook's own ``parameters`` from the config. Executed copies are saved
 under ``executed_dir``. A failing notebook is reported with its name and the
 failing cell, and the remaining notebooks still run.
+
+Each notebook's run is profiled (:mod:`aine_lib.timing`): wall time, seconds
+spent training, attributing, evaluating and building data, cache hits and
+misses, cores and torch threads; :func:`run_study` writes one row per notebook
+to ``tables/study_runtime.csv`` (rows of notebooks not rerun are kept).
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+import pandas as pd
 import papermill as pm
+import torch
 from papermill.exceptions import PapermillExecutionError
 from tqdm.auto import tqdm
 
+from aine_lib.cache import RunContext
 from aine_lib.config import ConfigError, StudyConfig
 from aine_lib.repro import progress_enabled
+from aine_lib.timing import LOG_ENV, summarise
 
 
 @dataclass(frozen=True)
@@ -30,6 +41,7 @@ class NotebookOutcome:
     executed_path: Path
     error: str | None = None
     failed_cell: int | None = None
+    profile: dict = field(default_factory=dict)
 
     def describe(self) -> str:
         if self.ok:
@@ -50,6 +62,24 @@ def select_notebooks(cfg: StudyConfig, only: Sequence[str] | None) -> list[str]:
 
 def execute_notebook(cfg: StudyConfig, name: str, overrides: Mapping[str, Any] | None = None,
                      progress: bool = False) -> NotebookOutcome:
+    """Execute one notebook; the outcome carries its profile (:func:`aine_lib.timing.summarise`)."""
+    with tempfile.TemporaryDirectory(prefix="aine-runtime-") as tmp:
+        log = Path(tmp) / "events.jsonl"
+        previous = os.environ.get(LOG_ENV)
+        os.environ[LOG_ENV] = str(log)          # the kernel (and its worker processes) inherit it
+        try:
+            outcome = _execute(cfg, name, overrides, progress)
+        finally:
+            if previous is None:
+                os.environ.pop(LOG_ENV, None)
+            else:
+                os.environ[LOG_ENV] = previous
+        profile = summarise(log)
+    return NotebookOutcome(outcome.name, outcome.ok, outcome.seconds, outcome.executed_path, outcome.error,
+                           outcome.failed_cell, profile)
+
+
+def _execute(cfg: StudyConfig, name: str, overrides: Mapping[str, Any] | None, progress: bool) -> NotebookOutcome:
     source = cfg.path(cfg.notebook_dir) / f"{name}.ipynb"
     executed = cfg.path(cfg.executed_dir) / f"{name}.ipynb"
     started = time.perf_counter()
@@ -73,6 +103,34 @@ def execute_notebook(cfg: StudyConfig, name: str, overrides: Mapping[str, Any] |
     return NotebookOutcome(name, True, time.perf_counter() - started, executed)
 
 
+def runtime_table(cfg: StudyConfig, outcomes: Sequence[NotebookOutcome], commit: str) -> pd.DataFrame:
+    """One row per executed notebook: wall time, its split by phase, cache hits/misses, machine facts."""
+    rows = []
+    for o in outcomes:
+        p = dict(o.profile)
+        hits, misses = p.get("cache_hits", 0), p.get("cache_misses", 0)
+        cache = "none" if hits + misses == 0 else "warm" if misses == 0 else "cold" if hits == 0 else "mixed"
+        phases = sum(p.get(k, 0.0) for k in ("train_s", "attribute_s", "evaluate_s", "data_s"))
+        rows.append({"notebook": o.name, "ok": o.ok, "wall_s": round(o.seconds, 1), **p,
+                     "other_s": round(max(o.seconds - phases, 0.0), 1), "cache": cache, "config": cfg.name,
+                     "commit": commit, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                     "device": cfg.device})
+    return pd.DataFrame(rows)
+
+
+def save_runtime(cfg: StudyConfig, outcomes: Sequence[NotebookOutcome]) -> Path:
+    """Write (or update) ``tables/study_runtime.csv``: this run's rows replace those of the same notebooks."""
+    run = RunContext(cfg, notebook="aine_lib/study/driver.py")
+    table = runtime_table(cfg, outcomes, run.commit)
+    path = cfg.tables_dir / "study_runtime.csv"
+    if path.exists():
+        old = pd.read_csv(path)
+        table = pd.concat([old[~old["notebook"].isin(table["notebook"])], table], ignore_index=True)
+    order = {nb.name: i for i, nb in enumerate(cfg.notebooks)}
+    table = table.sort_values("notebook", key=lambda s: s.map(order).fillna(len(order)), kind="stable")
+    return run.save_table(table.reset_index(drop=True), "study_runtime")
+
+
 def run_study(cfg: StudyConfig, only: Sequence[str] | None = None,
               overrides: Mapping[str, Any] | None = None) -> list[NotebookOutcome]:
     """Execute the selected notebooks in config order; never stops at the first failure."""
@@ -83,4 +141,6 @@ def run_study(cfg: StudyConfig, only: Sequence[str] | None = None,
     for name in bar:
         bar.set_postfix_str(name)
         outcomes.append(execute_notebook(cfg, name, overrides, progress=progress))
+    if outcomes:
+        save_runtime(cfg, outcomes)
     return outcomes
