@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any, Callable, Sequence
 
@@ -88,6 +89,25 @@ class LocalExecutor:
         pass
 
 
+#: local Ray start-ups tried before giving up (Ray waits a hard-coded 30 s for its raylet, which a loaded
+#: machine can miss; a second try then succeeds)
+RAY_START_ATTEMPTS = 3
+
+
+def _init_ray(ray, address: str | None, kwargs: dict) -> None:
+    """``ray.init``; a local instance that timed out during start-up is shut down and started again."""
+    for attempt in range(1, RAY_START_ATTEMPTS + 1):
+        try:
+            ray.init(address=address, **kwargs)
+            return
+        except Exception as exc:  # noqa: BLE001 - Ray raises a bare Exception for this one
+            if address is not None or "timed out during startup" not in str(exc) or attempt == RAY_START_ATTEMPTS:
+                raise
+            ray.shutdown()
+            warnings.warn(f"Ray start-up timed out (attempt {attempt} of {RAY_START_ATTEMPTS}); starting again",
+                          stacklevel=3)
+
+
 class RayExecutor:
     """Ray tasks of one CPU each; starts (and later stops) a local Ray instance unless given an address."""
 
@@ -106,7 +126,7 @@ class RayExecutor:
                                       "configure_logging": False}
             if address is None:
                 kwargs["num_cpus"] = workers or os.cpu_count() or 1
-            ray.init(address=address, **kwargs)
+            _init_ray(ray, address, kwargs)
             self._started = True
         self.workers = int(ray.cluster_resources().get("CPU", 1))
 
