@@ -52,7 +52,7 @@ def attribute_batches(method: AttributionMethod, batches: Iterable, targets: str
         batch = batch.to(adapter.device)
         if adapter.family == "seq2seq":
             s = method.attribute(batch, None).detach().float().cpu().numpy()
-            prefix = method.last_target_scores
+            prefix, delta = method.last_target_scores, method.last_delta
             for i in range(len(batch)):
                 t, n = int(batch.tgt_mask[i].sum()), int(batch.src_mask[i].sum())
                 scores.append(s[i, :t, :n].astype(np.float64))
@@ -60,6 +60,8 @@ def attribute_batches(method: AttributionMethod, batches: Iterable, targets: str
                 input_ids.append(batch.src[i][batch.src_mask[i]].cpu().numpy())
                 if prefix is not None:
                     tgt_scores.append(prefix[i, :t, :t].detach().float().cpu().numpy().astype(np.float64))
+                if delta is not None:
+                    deltas.append(delta[i, :t].detach().double().cpu().numpy())
             continue
         target = _classifier_targets(adapter, batch, targets, offset)
         s = method.attribute(batch, target).detach().float().cpu().numpy()
@@ -72,7 +74,8 @@ def attribute_batches(method: AttributionMethod, batches: Iterable, targets: str
             deltas.extend(method.last_delta.detach().float().cpu().numpy().tolist())
         offset += len(s)
     return Explanation(method.name, adapter.name, scores, explained, tokens=tokens, target_tokens=target_tokens,
-                       target_scores=tgt_scores or None, deltas=np.asarray(deltas) if deltas else None,
+                       target_scores=tgt_scores or None,
+                       deltas=(deltas if adapter.family == "seq2seq" else np.asarray(deltas)) if deltas else None,
                        signed=method.signed, family=adapter.family, options=method.options(),
                        seconds=time.perf_counter() - started, input_ids=input_ids)
 

@@ -10,7 +10,8 @@ An :class:`Explanation` holds one method's scores for many examples of one model
 
 ``input_ids[i]`` are the model's ids of example ``i`` (real tokens), so erasure metrics can re-run it.
 ``signed`` says whether a negative score means "against the target"; ``deltas[i]`` is the
-completeness (convergence) error where the method defines one; ``options`` the method's options.
+completeness (convergence) error where the method defines one (integrated gradients: one
+number per example for classifiers, one per target step for encoder-decoders); ``options`` the method's options.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ class Explanation:
     tokens: list[list[str]] | None = None
     target_tokens: list[list[str]] | None = None
     target_scores: list[np.ndarray] | None = None
-    deltas: np.ndarray | None = None
+    deltas: np.ndarray | list[np.ndarray] | None = None
     signed: bool = False
     family: str = "classifier"
     options: dict = field(default_factory=dict)

@@ -158,6 +158,10 @@ class IntegratedGradientsMethod(_EmbeddingMethod):
             alphas = (torch.arange(self.n_steps, dtype=src_emb.dtype, device=src_emb.device) + 0.5) / self.n_steps
             src, tgt = _seq2seq_step_gradients(self.adapter, batch, src_emb, tgt_emb, alphas)
             self.last_target_scores = tgt
+            with torch.no_grad():      # completeness error per step: scores vs log p(x) - log p(zero embeddings)
+                gap = (self.adapter.target_log_probs(batch, src_emb, tgt_emb)
+                       - self.adapter.target_log_probs(batch, torch.zeros_like(src_emb), torch.zeros_like(tgt_emb)))
+            self.last_delta = (src.sum(-1) + tgt.sum(-1) - gap) * batch.tgt_mask
             return src
         emb, ref = self._inputs(batch)
         attr, delta = IntegratedGradients(self._function(batch)).attribute(

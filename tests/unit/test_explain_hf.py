@@ -498,3 +498,12 @@ def test_sampled_methods_leave_the_global_random_state_alone():
     torch.manual_seed(123)
     explain(classifier("bert"), None, IDS, methods=["lime"], lime={"n_samples": 8})
     assert torch.equal(torch.rand(4), expected)
+
+
+def test_seq2seq_integrated_gradients_report_their_completeness_error_per_step():
+    model = seq2seq("marian")
+    batch = _teacher_forced("marian", ["w30 w31 w32", "w40"])
+    e = attribute_batches(get_method("integrated_gradients", model, n_steps=8), [batch])
+    assert [d.shape for d in e.deltas] == [s.shape[:1] for s in e.scores]
+    gap, _ = _ig_completeness_gap("marian")
+    assert max(float(np.abs(d).max()) for d in e.deltas) == pytest.approx(gap, abs=1e-6)
