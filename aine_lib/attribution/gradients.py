@@ -9,7 +9,9 @@ The function explained is a classifier's target-class **probability**, or an enc
 * ``gradient_x_input`` -- Captum ``InputXGradient`` (signed, summed over embedding dimensions);
 * ``integrated_gradients`` -- classifiers: Captum ``IntegratedGradients`` from the reference input
   (real, non-special tokens replaced by padding), Gauss-Legendre, ``n_steps`` steps, sent through
-  the model ``internal_batch_size`` at a time; ``last_delta`` is Captum's completeness error.
+  the model ``internal_batch_size`` interpolations at a time; with ``length_buckets`` (default) the
+  examples are sorted by length and each model call is cut to its longest example, so no work is spent
+  on a batch's padding; ``last_delta`` is Captum's completeness error.
   Encoder-decoders: from all-zero source and target embeddings (both scaled together), ``n_steps``
   midpoint Riemann steps, every step's ``log p(y_t)`` differentiated from the same forward pass
   (Captum would run one pass per target step); source + prefix scores of step ``t`` sum to
@@ -141,12 +143,14 @@ class IntegratedGradientsMethod(_EmbeddingMethod):
     name = "integrated_gradients"
     families = ("classifier", "seq2seq")
 
-    def __init__(self, adapter, n_steps: int | None = None, internal_batch_size: int | None = 64):
+    def __init__(self, adapter, n_steps: int | None = None, internal_batch_size: int | None = 64,
+                 length_buckets: bool = True):
         super().__init__(adapter)
         self.n_steps = n_steps if n_steps is not None else (16 if self.is_seq2seq else 32)
         if self.n_steps < 1:
             raise ValueError(f"n_steps must be >= 1, got {self.n_steps}")
         self.internal_batch_size = internal_batch_size
+        self.length_buckets = length_buckets
 
     def options(self) -> dict:
         baseline = "zero embeddings" if self.is_seq2seq else "reference ids (padding)"
@@ -164,11 +168,29 @@ class IntegratedGradientsMethod(_EmbeddingMethod):
             self.last_delta = (src.sum(-1) + tgt.sum(-1) - gap) * batch.tgt_mask
             return src
         emb, ref = self._inputs(batch)
-        attr, delta = IntegratedGradients(self._function(batch)).attribute(
-            emb, baselines=ref, target=target, additional_forward_args=forward_args(batch),
-            n_steps=self.n_steps, internal_batch_size=self.internal_batch_size, return_convergence_delta=True)
-        self.last_delta = delta.detach()
-        return self._masked(attr.sum(-1).detach(), batch.mask)
+        if not self.length_buckets or self.adapter.padding_side != "right" or self.internal_batch_size is None:
+            attr, delta = IntegratedGradients(self._function(batch)).attribute(
+                emb, baselines=ref, target=target, additional_forward_args=forward_args(batch),
+                n_steps=self.n_steps, internal_batch_size=self.internal_batch_size, return_convergence_delta=True)
+            self.last_delta = delta.detach()
+            return self._masked(attr.sum(-1).detach(), batch.mask)
+        # Length buckets: examples sorted by length, as many per Captum call as fill internal_batch_size
+        # interpolations, each call cut to its longest example (no work on the batch's padding).
+        lengths = batch.mask.sum(1)
+        scores = torch.zeros(batch.ids.shape, dtype=emb.dtype, device=emb.device)
+        deltas = torch.zeros(len(batch), dtype=emb.dtype, device=emb.device)
+        per_call = max(1, self.internal_batch_size // self.n_steps)
+        extra = getattr(batch, "extra", {})
+        for rows in torch.argsort(lengths, stable=True).split(per_call):
+            w = int(lengths[rows].max())
+            sub = TokenBatch(batch.ids[rows, :w], batch.mask[rows, :w], {k: v[rows, :w] for k, v in extra.items()})
+            attr, delta = IntegratedGradients(self._function(sub)).attribute(
+                emb[rows, :w], baselines=ref[rows, :w], target=target[rows], additional_forward_args=forward_args(sub),
+                n_steps=self.n_steps, internal_batch_size=None, return_convergence_delta=True)
+            scores[rows, :w] = attr.sum(-1).detach()
+            deltas[rows] = delta.detach().to(deltas.dtype)
+        self.last_delta = deltas
+        return self._masked(scores, batch.mask)
 
 
 class DeepLiftMethod(_EmbeddingMethod):
