@@ -20,7 +20,7 @@ import torch
 from aine_lib.attribution.base import AttributionMethod, readout_rows
 
 
-def _check_layer_head(adapter, layer, head, n_layers: int, n_heads: int) -> None:
+def _check_layer_head(layer, head, n_layers: int, n_heads: int) -> None:
     if layer != "mean" and not (isinstance(layer, int) and -n_layers <= layer < n_layers):
         raise ValueError(f"layer must be 'mean' or an int in [-{n_layers}, {n_layers}), got {layer!r}")
     if head is not None and not 0 <= head < n_heads:
@@ -43,12 +43,12 @@ class AttentionWeights(AttributionMethod):
         super().__init__(adapter)
         self.layer, self.head = layer, head
         if self.is_seq2seq:
-            _check_layer_head(adapter, layer, head, adapter.decoder_layers, adapter.n_heads)
+            _check_layer_head(layer, head, adapter.decoder_layers, adapter.n_heads)
         elif adapter.n_layers is None:
             if (layer, head) != (-1, None):
                 raise ValueError(f"{adapter.name} has one attention distribution: layer and head do not apply")
         else:
-            _check_layer_head(adapter, layer, head, adapter.n_layers, adapter.n_heads)
+            _check_layer_head(layer, head, adapter.n_layers, adapter.n_heads)
 
     def options(self) -> dict:
         return {"layer": self.layer, "head": self.head}

@@ -19,7 +19,7 @@ from typing import ClassVar
 
 import torch
 
-from aine_lib.models.protocol import ClassifierAdapter, MethodNotApplicable, ModelAdapter, Seq2SeqAdapter
+from aine_lib.models.protocol import MethodNotApplicable, ModelAdapter, Seq2SeqAdapter
 
 
 class AttributionMethod:
@@ -67,8 +67,3 @@ def readout_rows(maps: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
     index = rows.view(-1, *([1] * (maps.dim() - 2)), 1).expand(*maps.shape[:-2], 1, maps.shape[-1])
     return maps.gather(-2, index).squeeze(-2)
 
-
-def classifier_adapter(adapter: ModelAdapter, method: str) -> ClassifierAdapter:
-    if not isinstance(adapter, ClassifierAdapter):
-        raise MethodNotApplicable(f"{method!r} needs a classifier")
-    return adapter
