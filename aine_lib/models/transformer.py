@@ -15,7 +15,9 @@ Every forward pass returns the attention probabilities by name
 and ``"cross"``, each a tuple with one ``[B, heads, T_query, T_key]`` tensor
 per layer, kept in the autograd graph (gradient-weighted methods need that).
 Decoding: :meth:`Seq2SeqTransformer.greedy` and :meth:`Seq2SeqTransformer.beam_search`
-(beam 1 is exactly greedy; tested).
+(beam 1 is exactly greedy; tested), by default one new token per step through a key/value cache
+(:mod:`aine_lib.models.decoding`); ``use_cache=False`` re-decodes the whole prefix at every step instead
+(same tokens; tested).
 
 Token ids: 0 = padding, 1 = beginning of sentence, 2 = end of sentence, in both
 vocabularies.
@@ -30,6 +32,7 @@ import torch
 from torch import nn
 
 from aine_lib.config import ConfigError
+from aine_lib.models.decoding import KeyValueCache, decoder_layer_step
 
 PAD, BOS, EOS = 0, 1, 2
 
@@ -93,7 +96,7 @@ class MultiHeadAttention(nn.Module):
         self.output = nn.Linear(cfg.d_model, cfg.d_model)
         self.dropout = nn.Dropout(cfg.dropout)
 
-    def _split(self, x: torch.Tensor) -> torch.Tensor:
+    def split_heads(self, x: torch.Tensor) -> torch.Tensor:
         B, T, _ = x.shape
         return x.view(B, T, self.heads, self.d_head).transpose(1, 2)
 
@@ -101,13 +104,23 @@ class MultiHeadAttention(nn.Module):
                 head_mask: torch.Tensor | None = None, transform=None):
         """``transform(probs) -> probs`` replaces the attention distribution (interventions); it must keep
         each row a distribution over the allowed keys."""
-        q, k, v = self._split(self.query(x)), self._split(self.key(memory)), self._split(self.value(memory))
-        scores = q @ k.transpose(-1, -2) / math.sqrt(self.d_head)                   # [B, h, Tq, Tk]
+        q = self.split_heads(self.query(x))
+        k, v = self.split_heads(self.key(memory)), self.split_heads(self.value(memory))
         allowed = key_mask[:, None, None, :]
         if causal:
-            Tq, Tk = scores.shape[-2:]
+            Tq, Tk = q.shape[-2], k.shape[-2]
             allowed = allowed & torch.ones(Tq, Tk, dtype=torch.bool, device=x.device).tril()
-        scores = scores.masked_fill(~allowed, torch.finfo(scores.dtype).min)
+        out, probs = self.attend(q, k, v, allowed, head_mask, transform)
+        return out, probs, v
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, allowed: torch.Tensor | None,
+               head_mask: torch.Tensor | None = None, transform=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Split-head queries ``[B, h, Tq, d]`` over keys and values ``[B or 1, h, Tk, d]`` (a batch of 1 is
+        broadcast), ``allowed`` broadcastable to ``[B, h, Tq, Tk]`` or None (every key); -> (output
+        ``[B, Tq, d_model]``, probabilities ``[B, h, Tq, Tk]``). The key/value cache calls it with one query."""
+        scores = q @ k.transpose(-1, -2) / math.sqrt(self.d_head)                   # [B, h, Tq, Tk]
+        if allowed is not None:
+            scores = scores.masked_fill(~allowed, torch.finfo(scores.dtype).min)
         if self.normaliser == "entmax15":
             from entmax import entmax15
 
@@ -120,7 +133,7 @@ class MultiHeadAttention(nn.Module):
         if head_mask is not None:
             mixed = mixed * head_mask.view(1, -1, 1, 1).to(mixed.dtype)
         B, h, T, d = mixed.shape
-        return self.output(mixed.transpose(1, 2).reshape(B, T, h * d)), probs, v
+        return self.output(mixed.transpose(1, 2).reshape(B, T, h * d)), probs
 
 
 class FeedForward(nn.Module):
@@ -226,6 +239,23 @@ class Seq2SeqTransformer(nn.Module):
             cross_v.append(cv)
         return self.generator(y), tuple(self_att), tuple(cross_att), tuple(self_v), tuple(cross_v)
 
+    def decode_step(self, tokens: torch.Tensor, cache: KeyValueCache) -> torch.Tensor:
+        """Logits ``[B, V]`` for the next token after ``tokens`` ``[B]``, the newest target token at position
+        ``cache.length``; the decoder runs on that position only and appends its keys/values to ``cache``.
+        Equal to ``decode(prefix, ...)[0][:, -1]`` (up to float rounding)."""
+        if self.training and self.cfg.dropout > 0:
+            raise ValueError("the key/value cache decodes without dropout: call model.eval() before generating, "
+                             "or pass use_cache=False")
+        position = cache.length
+        if position >= self.cfg.max_len:
+            raise ValueError(f"sequence length {position + 1} exceeds max_len {self.cfg.max_len}; truncate it")
+        y = self.dropout(self.embed_target(tokens[:, None]) * math.sqrt(self.cfg.d_model)
+                         + self.positions[position:position + 1])
+        for i, layer in enumerate(self.decoder):
+            y = decoder_layer_step(layer, y, cache, i)
+        cache.length += 1
+        return self.generator(y[:, 0])
+
     def forward(self, src: torch.Tensor, src_mask: torch.Tensor, tgt_in: torch.Tensor, tgt_mask: torch.Tensor, *,
                 src_embeddings: torch.Tensor | None = None, tgt_embeddings: torch.Tensor | None = None,
                 head_masks: dict[str, torch.Tensor] | None = None, cross_transform=None) -> Seq2SeqOutput:
@@ -247,14 +277,21 @@ class Seq2SeqTransformer(nn.Module):
 
     # ----- generation -------------------------------------------------------------------
     @torch.no_grad()
-    def greedy(self, src: torch.Tensor, src_mask: torch.Tensor, max_len: int = 64) -> list[list[int]]:
-        """Greedy decoding; returns each row's tokens without BOS, up to and excluding EOS."""
+    def greedy(self, src: torch.Tensor, src_mask: torch.Tensor, max_len: int = 64, use_cache: bool = True
+               ) -> list[list[int]]:
+        """Greedy decoding; returns each row's tokens without BOS, up to and excluding EOS.
+
+        ``use_cache=False``: re-decode the whole prefix at every step (same tokens, slower)."""
         memory, _, _ = self.encode(src, src_mask)
         B = src.shape[0]
         out = torch.full((B, 1), BOS, dtype=torch.long, device=src.device)
         done = torch.zeros(B, dtype=torch.bool, device=src.device)
+        cache = KeyValueCache.for_memory(self.decoder, memory, src_mask) if use_cache else None
         for _ in range(max_len):
-            logits = self.decode(out, torch.ones_like(out, dtype=torch.bool), memory, src_mask)[0][:, -1]
+            if cache is None:
+                logits = self.decode(out, torch.ones_like(out, dtype=torch.bool), memory, src_mask)[0][:, -1]
+            else:
+                logits = self.decode_step(out[:, -1], cache)
             nxt = logits.argmax(-1).masked_fill(done, PAD)
             out = torch.cat([out, nxt[:, None]], 1)
             done |= nxt == EOS
@@ -264,10 +301,11 @@ class Seq2SeqTransformer(nn.Module):
 
     @torch.no_grad()
     def beam_search(self, src: torch.Tensor, src_mask: torch.Tensor, beam: int = 4, max_len: int = 64,
-                    length_penalty: float = 0.0) -> list[list[int]]:
+                    length_penalty: float = 0.0, use_cache: bool = True) -> list[list[int]]:
         """Beam search per example; scores are summed log-probabilities divided by ``length ** length_penalty``.
 
-        With ``beam=1`` this is greedy decoding (same tokens).
+        With ``beam=1`` this is greedy decoding (same tokens). ``use_cache=False``: re-decode every
+        hypothesis's whole prefix at every step (same tokens, slower).
         """
         if beam < 1:
             raise ValueError(f"beam must be >= 1, got {beam}")
@@ -276,24 +314,32 @@ class Seq2SeqTransformer(nn.Module):
             memory, _, _ = self.encode(src[b:b + 1], src_mask[b:b + 1])
             hyps = [([BOS], 0.0)]
             finished: list[tuple[list[int], float]] = []
+            cache = KeyValueCache.for_memory(self.decoder, memory, src_mask[b:b + 1]) if use_cache else None
             for _ in range(max_len):
-                seqs = torch.tensor([h for h, _ in hyps], device=src.device)
-                mem = memory.expand(len(hyps), -1, -1)
-                logp = torch.log_softmax(self.decode(seqs, torch.ones_like(seqs, dtype=torch.bool), mem,
-                                                     src_mask[b:b + 1].expand(len(hyps), -1))[0][:, -1], -1)
+                if cache is None:
+                    seqs = torch.tensor([h for h, _ in hyps], device=src.device)
+                    mem = memory.expand(len(hyps), -1, -1)
+                    logits = self.decode(seqs, torch.ones_like(seqs, dtype=torch.bool), mem,
+                                         src_mask[b:b + 1].expand(len(hyps), -1))[0][:, -1]
+                else:
+                    logits = self.decode_step(torch.tensor([h[-1] for h, _ in hyps], device=src.device), cache)
+                logp = torch.log_softmax(logits, -1)
                 scores = torch.tensor([s for _, s in hyps], device=src.device)[:, None] + logp
                 top = scores.view(-1).topk(min(beam, scores.numel()))
                 V = logp.shape[-1]
-                new = []
+                new, parents = [], []
                 for score, idx in zip(top.values.tolist(), top.indices.tolist()):
                     h, tok = hyps[idx // V][0], idx % V
                     if tok == EOS:
                         finished.append((h[1:], score / max(1, len(h)) ** length_penalty))
                     else:
                         new.append((h + [tok], score))
+                        parents.append(idx // V)
                 if len(finished) >= beam or not new:
                     break
                 hyps = new
+                if cache is not None:
+                    cache.reorder(torch.tensor(parents, device=src.device))
             if not finished:
                 finished = [(h[1:], s / max(1, len(h) - 1) ** length_penalty) for h, s in hyps]
             results.append(max(finished, key=lambda x: x[1])[0])
