@@ -19,12 +19,8 @@ Generation never uses head masks or attention transforms, so the cache has none.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
 import torch
-
-if TYPE_CHECKING:                       # annotations only: transformer.py imports this module
-    from aine_lib.models.transformer import DecoderLayer
+from torch import nn
 
 
 @dataclass
@@ -37,7 +33,7 @@ class KeyValueCache:
     length: int = 0                                                 # target positions decoded so far
 
     @classmethod
-    def for_memory(cls, layers: list[DecoderLayer], memory: torch.Tensor, src_mask: torch.Tensor
+    def for_memory(cls, layers: list[nn.Module], memory: torch.Tensor, src_mask: torch.Tensor
                    ) -> KeyValueCache:
         """An empty target prefix over the encoder output ``memory`` ``[B, S, d_model]``."""
         cross = []
@@ -57,7 +53,7 @@ class KeyValueCache:
             self.src_mask = self.src_mask.index_select(0, index)
 
 
-def decoder_layer_step(layer: DecoderLayer, y: torch.Tensor, cache: KeyValueCache, i: int) -> torch.Tensor:
+def decoder_layer_step(layer: nn.Module, y: torch.Tensor, cache: KeyValueCache, i: int) -> torch.Tensor:
     """Decoder layer ``i`` on the newest target position ``y`` ``[B, 1, d_model]``: what
     :meth:`DecoderLayer.forward <aine_lib.models.transformer.DecoderLayer.forward>` computes for the last
     position of the prefix, appending the position's self-attention keys and values to ``cache``."""
