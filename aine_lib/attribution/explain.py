@@ -20,7 +20,6 @@ encoder-decoders -- ``None`` (the greedy output, generated here) or one target s
 
 from __future__ import annotations
 
-import difflib
 import time
 from typing import Iterable, Sequence
 
@@ -30,6 +29,7 @@ import torch
 from aine_lib.attribution.base import AttributionMethod
 from aine_lib.attribution.explanation import Explanation
 from aine_lib.attribution.registry import ALL_NAMES, as_adapter, get_method, unknown_method
+from aine_lib.config.errors import did_you_mean
 from aine_lib.data.text import tokenize
 from aine_lib.models.protocol import ClassifierAdapter, TokenBatch
 from aine_lib.models.seq2seq_training import Seq2SeqBatch, collate_pairs
@@ -98,9 +98,8 @@ def _check_options(methods: Sequence[str], options: dict) -> None:
             raise unknown_method(name)
     for key, value in options.items():
         if key not in methods:
-            near = difflib.get_close_matches(key, list(methods), n=1)
             raise TypeError(f"explain() got option {key!r}, which is not a requested method"
-                            + (f"; did you mean {near[0]!r}?" if near else "")
+                            + did_you_mean(key, methods)
                             + f" Options go in a keyword named after their method, e.g. "
                               f"integrated_gradients={{'n_steps': 64}}; requested: {list(methods)}")
         if not isinstance(value, dict):
@@ -202,8 +201,8 @@ def explain(model, tokenizer=None, inputs: Sequence | None = None, methods: Sequ
         return {name: attribute_batches(m, batches, tokens=tokens, target_tokens=target_tokens)
                 for name, m in instances.items()}
     batches, tokens = _encode_classifier(adapter, tokenizer, inputs, batch_size, max_length)
-    if target is None:
-        targets = "predicted"
+    if target is None:                      # predicted once here, not once per method
+        targets = [int(t) for b in batches for t in _classifier_targets(adapter, b.to(adapter.device), "predicted", 0)]
     elif isinstance(target, (int, np.integer)):
         targets = [int(target)] * len(inputs)
     else:

@@ -64,17 +64,14 @@ class _EmbeddingMethod(AttributionMethod):
     signed = True
     detach_attention = False
 
-    def __init__(self, adapter):
-        super().__init__(adapter)
-
     def _function(self, batch) -> ClassProbability:
         return ClassProbability(self.adapter, tuple(getattr(batch, "extra", {})), self.detach_attention)
 
     def _inputs(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.no_grad():
             emb = self.adapter.embed(batch)
-            ref = self.adapter.embed(self.adapter.with_ids(batch, self.adapter.reference_ids(batch.ids, batch.mask),
-                                                           batch.mask))
+            ref = self.adapter.embed(TokenBatch(self.adapter.reference_ids(batch.ids, batch.mask), batch.mask,
+                                                getattr(batch, "extra", {})))
         return emb, ref
 
 
@@ -97,7 +94,7 @@ class GradientImportance(_EmbeddingMethod):
         return self._masked(attr.sum(-1).abs().detach(), batch.mask)
 
 
-def _seq2seq_step_gradients(adapter, batch, src_emb, tgt_emb, alphas, ) -> tuple[torch.Tensor, torch.Tensor]:
+def _seq2seq_step_gradients(adapter, batch, src_emb, tgt_emb, alphas) -> tuple[torch.Tensor, torch.Tensor]:
     """Σ_alpha (∂ log p(y_t) / ∂e)(alpha e) · e / len(alphas) per step: ``([B, T, S], [B, T, T])``."""
     T = batch.tgt_in.shape[1]
     src_total = torch.zeros(src_emb.shape[0], T, src_emb.shape[1], device=src_emb.device)
@@ -119,20 +116,11 @@ class GradientXInput(_EmbeddingMethod):
     families = ("classifier", "seq2seq")
 
     def attribute(self, batch, target=None) -> torch.Tensor:
-        if self.is_seq2seq:
+        if self.is_seq2seq:       # one point of the IG path: alpha = 1, the gradient at the input itself
             src_emb, tgt_emb = (e.detach() for e in self.adapter.embed(batch))
-            T = batch.tgt_in.shape[1]
-            src_scores, tgt_scores = [], []
-            with torch.enable_grad():
-                for t in range(T):
-                    s = src_emb.clone().requires_grad_(True)
-                    g = tgt_emb.clone().requires_grad_(True)
-                    logp = self.adapter.target_log_probs(batch, s, g)[:, t].sum()
-                    gs, gt = torch.autograd.grad(logp, (s, g))
-                    src_scores.append((gs * src_emb).sum(-1))
-                    tgt_scores.append((gt * tgt_emb).sum(-1))
-            self.last_target_scores = torch.stack(tgt_scores, 1) * self.adapter.prefix_mask(batch)
-            return torch.stack(src_scores, 1) * self.adapter.step_mask(batch)
+            ones = torch.ones(1, dtype=src_emb.dtype, device=src_emb.device)
+            src, self.last_target_scores = _seq2seq_step_gradients(self.adapter, batch, src_emb, tgt_emb, ones)
+            return src
         emb, _ = self._inputs(batch)
         attr = InputXGradient(self._function(batch)).attribute(emb.requires_grad_(True), target=target,
                                                                 additional_forward_args=forward_args(batch))

@@ -26,6 +26,7 @@ from captum.attr import FeatureAblation, KernelShap, Lime
 
 from aine_lib.attribution.base import AttributionMethod
 from aine_lib.attribution.gradients import _EmbeddingMethod, forward_args
+from aine_lib.models.protocol import TokenBatch
 
 LOO_OUTPUTS = ("tvd", "probability", "log_probability")
 
@@ -85,8 +86,7 @@ class LeaveOneOut(AttributionMethod):
             width = int((lengths[r] - 1).max())       # trailing padding only costs time (RNNs read every step)
             moved = self.adapter.pad_like_model(new_ids[:, :width], new_mask[:, :width],
                                                 *(torch.gather(v[r], 1, src)[:, :width] for v in extra.values()))
-            reduced = self.adapter.with_ids(batch, moved[0], moved[1])
-            reduced.extra = dict(zip(extra, moved[2:]))
+            reduced = TokenBatch(moved[0], moved[1], dict(zip(extra, moved[2:])))
             probs = torch.softmax(self.adapter.logits(reduced), dim=-1)
             at = c + first[r]                     # the deleted position in the original row
             if self.output == "tvd":

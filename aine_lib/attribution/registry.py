@@ -9,8 +9,6 @@
 
 from __future__ import annotations
 
-import difflib
-
 from aine_lib.attribution.attention import AttentionWeights
 from aine_lib.attribution.base import AttributionMethod
 from aine_lib.attribution.gradients import (Chefer, DeepLiftMethod, GradAttention, GradientImportance,
@@ -18,6 +16,7 @@ from aine_lib.attribution.gradients import (Chefer, DeepLiftMethod, GradAttentio
 from aine_lib.attribution.perturbation import (KernelShapMethod, LeaveOneOut, LimeMethod, Occlusion,
                                                RandomScores)
 from aine_lib.attribution.propagation import AttentionFlow, NormBased, Rollout
+from aine_lib.config.errors import did_you_mean
 from aine_lib.method_names import GENERIC_METHODS, RNN_METHODS, SEQ2SEQ_METHODS, TRANSFORMER_METHODS
 from aine_lib.models.hf import hf_adapter, is_hf_model
 from aine_lib.models.native_adapters import native_adapter
@@ -57,9 +56,8 @@ def as_adapter(model, tokenizer=None) -> ModelAdapter:
 
 
 def unknown_method(name: str) -> ValueError:
-    near = difflib.get_close_matches(name, ALL_NAMES, n=1)
-    hint = f"; did you mean {near[0]!r}?" if near else ""
-    return ValueError(f"unknown attribution method {name!r}{hint} Choose one of {list(ALL_NAMES)}")
+    return ValueError(f"unknown attribution method {name!r}{did_you_mean(name, ALL_NAMES)} "
+                      f"Choose one of {list(ALL_NAMES)}")
 
 
 def get_method(name: str, model, **options) -> AttributionMethod:

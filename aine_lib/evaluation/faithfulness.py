@@ -51,7 +51,7 @@ import torch
 
 from aine_lib.attribution import Explanation, as_adapter
 from aine_lib.metrics.faithfulness import FRACTIONS, _check_fraction, top_k_mask
-from aine_lib.models.protocol import ClassifierAdapter, TokenBatch
+from aine_lib.models.protocol import ClassifierAdapter, TokenBatch, move_padding
 
 MODES = ("remove", "mask", "attention_mask")
 #: Unknown-word id of the word-level models (:class:`~aine_lib.data.text.Vocabulary`), their "mask" token.
@@ -136,15 +136,6 @@ def _resolve_mask_id(adapter: ClassifierAdapter, mask_id: int | None) -> int | N
     return RNN_UNK_ID if _is_word_level(adapter) else None
 
 
-def _to_right_padding(mask: torch.Tensor, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """Rows whose real tokens sit at the end (left padding) moved to the start; right padding unchanged."""
-    T = mask.shape[1]
-    shift = T - mask.sum(1)
-    left = mask[:, -1] & ~mask[:, 0]
-    index = (torch.arange(T, device=mask.device)[None] + torch.where(left, shift, 0)[:, None]) % T
-    return tuple(t.gather(1, index) for t in (mask, *tensors))
-
-
 def _target_probabilities(adapter: ClassifierAdapter, ids: torch.Tensor, mask: torch.Tensor, target: torch.Tensor,
                           max_rows: int) -> torch.Tensor:
     """``p(target | row)`` for every row (float64, NaN for rows without a real token), few forward passes.
@@ -206,7 +197,7 @@ def faithfulness_curves(model, batch, scores: torch.Tensor, target: torch.Tensor
         raise ValueError(f"scores {tuple(scores.shape)} must have the shape of batch.ids {tuple(ids.shape)}")
     if special is None:
         special = adapter.special_mask(ids)
-    mask, ids, scores, special = _to_right_padding(mask, ids, scores, special.to(torch.bool))
+    mask, ids, scores, special = move_padding(mask, ids, scores, special.to(torch.bool), side="right")
     fractions = tuple(_check_fraction(f) for f in fractions)
     if not fractions:
         raise ValueError("fractions is empty")

@@ -146,21 +146,16 @@ class HFClassifierAdapter(ClassifierAdapter):
         self.mask_id = getattr(tokenizer, "mask_token_id", None)
         if tokenizer is not None:
             # [UNK] and [MASK] stand for words: only the structural tokens ([CLS], [SEP], <s>, </s>) are special
-            self._special = set(tokenizer.all_special_ids) - {self.pad_id, tokenizer.unk_token_id, self.mask_id}
+            special = set(tokenizer.all_special_ids) - {self.pad_id, tokenizer.unk_token_id, self.mask_id}
         else:
-            self._special = {getattr(cfg, k) for k in ("bos_token_id", "eos_token_id", "cls_token_id",
-                                                       "sep_token_id") if getattr(cfg, k, None) is not None}
+            special = {getattr(cfg, k) for k in ("bos_token_id", "eos_token_id", "cls_token_id", "sep_token_id")
+                       if getattr(cfg, k, None) is not None}
+        self.special_ids = tuple(sorted(special))
         self.padding_side = getattr(tokenizer, "padding_side", None) or ("left" if cfg.model_type == "xlnet"
                                                                           else "right")
         self._swap = _EmbeddingSwap([model.get_input_embeddings()], time_major=cfg.model_type == "xlnet")
         self.has_norm_terms = cfg.model_type in NORM_MODULES
         self.attention_has_gradient = cfg.model_type != "xlnet"      # XLNet returns permuted copies of its maps
-
-    def special_mask(self, ids: torch.Tensor) -> torch.Tensor:
-        out = torch.zeros_like(ids, dtype=torch.bool)
-        for i in self._special:
-            out |= ids == i
-        return out
 
     def readout_positions(self, batch) -> torch.Tensor:
         B, T = batch.ids.shape

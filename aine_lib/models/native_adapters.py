@@ -42,12 +42,7 @@ class EncoderAdapter(ClassifierAdapter):
         cfg = model.cfg
         self.n_layers, self.n_heads = cfg.layers, cfg.heads
         self.pad_id, self.mask_id = cfg.pad_id, cfg.mask_id
-
-    def special_mask(self, ids: torch.Tensor) -> torch.Tensor:
-        out = torch.zeros_like(ids, dtype=torch.bool)
-        for i in self.model.cfg.special_ids:
-            out |= ids == i
-        return out
+        self.special_ids = cfg.special_ids
 
     def embed(self, batch) -> torch.Tensor:
         return self.model.embed(batch.ids)

@@ -76,6 +76,16 @@ class Seq2SeqForward:
     attentions: dict[str, tuple[torch.Tensor, ...]]      # encoder_self L x [B,H,S,S]; decoder_self [B,H,T,T]; cross [B,H,T,S]
 
 
+def move_padding(mask: torch.Tensor, *tensors: torch.Tensor, side: str) -> tuple[torch.Tensor, ...]:
+    """``(mask, *tensors)`` with each row's real tokens moved, in order, to the start (``side="right"``:
+    padding on the right) or to the end (``side="left"``), whichever side the rows had their padding on."""
+    if side not in ("left", "right"):
+        raise ValueError(f"side must be 'left' or 'right', got {side!r}")
+    key = (~mask if side == "right" else mask).long()
+    order = torch.sort(key, dim=-1, stable=True).indices
+    return tuple(t.gather(1, order) for t in (mask, *tensors))
+
+
 class ModelAdapter:
     """Shared part of both families: a name, the wrapped module, its device."""
 
@@ -113,11 +123,13 @@ class ClassifierAdapter(ModelAdapter):
     mask_id: int | None = None
     #: where padding goes in a batch this model reads ("left" for XLNet, which classifies its last position)
     padding_side: str = "right"
+    #: ids of the structural tokens ([CLS], [SEP], <s>, </s>); none for the word-level models
+    special_ids: tuple[int, ...] = ()
 
     # ----- inputs ----------------------------------------------------------------
     def special_mask(self, ids: torch.Tensor) -> torch.Tensor:
-        """True at special tokens ([CLS], [SEP], <s>, ...): never perturbed, never attributed by perturbation."""
-        return torch.zeros_like(ids, dtype=torch.bool)
+        """True at special tokens (:attr:`special_ids`): never perturbed, never attributed by perturbation."""
+        return torch.isin(ids, torch.as_tensor(self.special_ids, dtype=ids.dtype, device=ids.device))
 
     def reference_ids(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The "absent" input: real, non-special tokens replaced by the padding id (special tokens kept)."""
@@ -128,18 +140,11 @@ class ClassifierAdapter(ModelAdapter):
         return torch.zeros(batch.ids.shape[0], dtype=torch.long, device=batch.ids.device)
 
     def pad_like_model(self, ids: torch.Tensor, mask: torch.Tensor, *others: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Right-padded ``(ids, mask, *others)`` moved to the model's padding side (unchanged for right padding)."""
+        """Right-padded ``(ids, mask, *others)`` with the padding moved to the model's :attr:`padding_side`."""
         if self.padding_side == "right":
             return (ids, mask, *others)
-        T = ids.shape[1]
-        shift = T - mask.sum(1)                                          # [B]
-        index = (torch.arange(T, device=ids.device)[None] - shift[:, None]) % T
-        return tuple(t.gather(1, index) for t in (ids, mask, *others))
-
-    def with_ids(self, batch, ids: torch.Tensor, mask: torch.Tensor):
-        """A batch like ``batch`` with other ids and mask (same extra inputs, cut to the new width)."""
-        extra = {k: v[..., : ids.shape[1]] for k, v in getattr(batch, "extra", {}).items()}
-        return TokenBatch(ids, mask, extra)
+        moved = move_padding(mask, ids, *others, side=self.padding_side)
+        return (moved[1], moved[0], *moved[2:])
 
     # ----- computations ------------------------------------------------------------
     def embed(self, batch) -> torch.Tensor:
