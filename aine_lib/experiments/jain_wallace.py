@@ -228,13 +228,9 @@ def tau_table(per_instance: pd.DataFrame, seed: int = 0, by_class: bool = False)
 
 def _encoded_batches(study: RNNStudy, m: TrainedModel, batch_size: int = 64):
     """(batch, hidden, attention) for the analysis split, hidden states and attention detached."""
-
     _, vocab, _ = study.prepared(m.dataset)
-    df = study.analysis_split(m.dataset)
-    ids = encode_split(df, vocab, study.cfg.rnn.max_length)
-    labels = df["label"].tolist()
-    for start in range(0, len(ids), batch_size):
-        batch = collate(ids[start:start + batch_size], labels[start:start + batch_size]).to(study.device)
+    for batch in _row_batches(study.analysis_split(m.dataset), vocab, study, batch_size):
+        batch = batch.to(study.device)
         with torch.no_grad():
             hidden = m.model.encode(m.model.embed(batch.ids), batch.mask)
             attention = m.model.attend(hidden, batch.mask)
