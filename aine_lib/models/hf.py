@@ -232,11 +232,6 @@ class HFSeq2SeqAdapter(Seq2SeqAdapter):
                          lambda: outs.append(self.model(**self._inputs(batch), output_attentions=True)))
         return _attentions(outs[-1], "cross_attentions")[layer], f
 
-    def without_source_positions(self, batch: Seq2SeqBatch, rows: torch.Tensor, keep: torch.Tensor) -> Seq2SeqBatch:
-        src = torch.stack([batch.src[i][keep[i]] for i in rows.tolist()])
-        src_mask = torch.stack([batch.src_mask[i][keep[i]] for i in rows.tolist()])
-        return Seq2SeqBatch(src, src_mask, batch.tgt_in[rows], batch.tgt_out[rows], batch.tgt_mask[rows])
-
     @torch.no_grad()
     def generate(self, src: torch.Tensor, src_mask: torch.Tensor, max_new_tokens: int = 64) -> Seq2SeqBatch:
         """Greedy decoding into a teacher-forcing batch: steps up to and including the first EOS are real."""

@@ -95,10 +95,6 @@ class Seq2SeqTransformerAdapter(Seq2SeqAdapter):
         w_o = mha.output.weight.view(d, mha.heads, mha.d_head).permute(1, 2, 0)   # [h, dh, d]
         return out.attentions["cross"][layer], torch.einsum("bhsk,hkd->bhsd", out.values["cross"][layer], w_o)
 
-    def without_source_positions(self, batch: Seq2SeqBatch, rows: torch.Tensor, keep: torch.Tensor) -> Seq2SeqBatch:
-        src = torch.stack([batch.src[i][keep[i]] for i in rows.tolist()])
-        return Seq2SeqBatch(src, src != PAD, batch.tgt_in[rows], batch.tgt_out[rows], batch.tgt_mask[rows])
-
 
 def native_adapter(model) -> ClassifierAdapter | Seq2SeqAdapter | None:
     """The adapter of one of the study's own models, or None if ``model`` is not one."""

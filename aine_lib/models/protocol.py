@@ -29,7 +29,7 @@ Attention maps are ``[B, H, queries, keys]`` with rows summing to 1 over real ke
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import ClassVar
 
 import torch
@@ -198,7 +198,10 @@ class Seq2SeqAdapter(ModelAdapter):
 
     def without_source_positions(self, batch, rows: torch.Tensor, keep: torch.Tensor):
         """The batch's ``rows`` with the source tokens where ``keep`` is False removed (the source closes up)."""
-        raise NotImplementedError
+        index = rows.tolist()
+        return replace(batch, src=torch.stack([batch.src[i][keep[i]] for i in index]),
+                       src_mask=torch.stack([batch.src_mask[i][keep[i]] for i in index]),
+                       tgt_in=batch.tgt_in[rows], tgt_out=batch.tgt_out[rows], tgt_mask=batch.tgt_mask[rows])
 
     def step_mask(self, batch) -> torch.Tensor:
         """``[B, T, S]``: True where step t is a real target step and s a real source token."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -74,9 +74,7 @@ def execute_notebook(cfg: StudyConfig, name: str, overrides: Mapping[str, Any] |
                 os.environ.pop(LOG_ENV, None)
             else:
                 os.environ[LOG_ENV] = previous
-        profile = summarise(log)
-    return NotebookOutcome(outcome.name, outcome.ok, outcome.seconds, outcome.executed_path, outcome.error,
-                           outcome.failed_cell, profile)
+        return replace(outcome, profile=summarise(log))
 
 
 def _execute(cfg: StudyConfig, name: str, overrides: Mapping[str, Any] | None, progress: bool) -> NotebookOutcome:
