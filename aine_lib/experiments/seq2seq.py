@@ -188,7 +188,8 @@ class Seq2SeqStudy:
                                   cross_normaliser="entmax15" if variant == "entmax15" else "softmax")
         train_cfg = Seq2SeqTrainConfig(epochs=k.epochs, batch_size=k.batch_size, warmup_steps=k.warmup_steps,
                                        lr_scale=s.lr_scale, label_smoothing=s.label_smoothing, patience=s.patience,
-                                       align_weight=1.0 if variant == "supervised" else 0.0)
+                                       align_weight=1.0 if variant == "supervised" else 0.0,
+                                       precision=s.train_precision)
         train, dev = data.pairs("train"), data.pairs("dev")
         fingerprint = hashlib.sha256(repr((train, dev)).encode()).hexdigest()[:20]
         params = {"task": task, "data": fingerprint, "model": asdict(model_cfg), "train": train_cfg, "seed": seed,

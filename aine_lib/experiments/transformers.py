@@ -181,7 +181,7 @@ def classifier_recipe(cfg: StudyConfig, kind: str, n_classes: int, vocab=None, l
 
         train_cfg = TransformerTrainConfig(epochs=t.minilm_epochs, batch_size=t.batch_size, lr=t.minilm_lr,
                                            weight_decay=t.weight_decay, warmup_fraction=t.warmup_fraction,
-                                           patience=t.patience)
+                                           patience=t.patience, precision=t.train_precision)
         return build, train_cfg, {"kind": kind, "checkpoint": weights, "n_classes": n_classes}
     if kind != "scratch":
         raise ValueError(f"unknown Transformer kind {kind!r}; choose 'minilm' or 'scratch'")
@@ -197,7 +197,8 @@ def classifier_recipe(cfg: StudyConfig, kind: str, n_classes: int, vocab=None, l
         return TransformerClassifier(model_cfg)
 
     train_cfg = TransformerTrainConfig(epochs=s.epochs, batch_size=t.batch_size, lr=s.lr, weight_decay=t.weight_decay,
-                                       warmup_fraction=t.warmup_fraction, patience=t.patience)
+                                       warmup_fraction=t.warmup_fraction, patience=t.patience,
+                                       precision=t.train_precision)
     return build, train_cfg, {"kind": kind, "model": model_cfg}
 
 

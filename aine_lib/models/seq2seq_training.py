@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from aine_lib.cache import atomic_write
 from aine_lib.config import ConfigError
+from aine_lib.models.precision import Precision, check_precision, training_autocast
 from aine_lib.models.training import BestEpoch, TrainResult
 from aine_lib.models.transformer import BOS, EOS, PAD, Seq2SeqTransformer
 from aine_lib.repro import make_generator
@@ -100,8 +101,10 @@ class Seq2SeqTrainConfig:
     align_weight: float = 0.0      # > 0: supervise one cross-attention head with gold alignments (Garg et al. 2019)
     align_layer: int = -1
     align_head: int = 0
+    precision: Precision = "float32"      # "bfloat16": mixed-precision training steps (models/precision.py)
 
     def __post_init__(self) -> None:
+        check_precision(self.precision, "precision")
         if self.align_weight < 0:
             raise ConfigError(f"align_weight must be >= 0, got {self.align_weight}")
         if self.epochs < 1 or self.batch_size < 1 or self.warmup_steps < 1:
@@ -207,10 +210,11 @@ def train_seq2seq(model: Seq2SeqTransformer, train: list[tuple[list[int], list[i
         total, tokens = 0.0, 0
         for rows_idx in batches:
             b = collate_pairs([train[i][0] for i in rows_idx], [train[i][1] for i in rows_idx]).to(device)
-            out = model(b.src, b.src_mask, b.tgt_in, b.tgt_mask)
-            loss = sequence_loss(out.logits, b.tgt_out, cfg.label_smoothing)
+            with training_autocast(device, cfg.precision):
+                out = model(b.src, b.src_mask, b.tgt_in, b.tgt_mask)
+            loss = sequence_loss(out.logits.float(), b.tgt_out, cfg.label_smoothing)
             if cfg.align_weight > 0:
-                head = out.attentions["cross"][cfg.align_layer][:, cfg.align_head]
+                head = out.attentions["cross"][cfg.align_layer][:, cfg.align_head].float()
                 loss = loss + cfg.align_weight * alignment_loss(head, [train_alignments[i] for i in rows_idx],
                                                                 b.tgt_mask)
             optimiser.zero_grad(set_to_none=True)

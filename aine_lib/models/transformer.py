@@ -118,7 +118,8 @@ class MultiHeadAttention(nn.Module):
         """Split-head queries ``[B, h, Tq, d]`` over keys and values ``[B or 1, h, Tk, d]`` (a batch of 1 is
         broadcast), ``allowed`` broadcastable to ``[B, h, Tq, Tk]`` or None (every key); -> (output
         ``[B, Tq, d_model]``, probabilities ``[B, h, Tq, Tk]``). The key/value cache calls it with one query."""
-        scores = q @ k.transpose(-1, -2) / math.sqrt(self.d_head)                   # [B, h, Tq, Tk]
+        # scores and probabilities in float32 even under bfloat16 autocast (models/precision.py)
+        scores = (q @ k.transpose(-1, -2)).float() / math.sqrt(self.d_head)           # [B, h, Tq, Tk]
         if allowed is not None:
             scores = scores.masked_fill(~allowed, torch.finfo(scores.dtype).min)
         if self.normaliser == "entmax15":
@@ -129,7 +130,7 @@ class MultiHeadAttention(nn.Module):
             probs = torch.softmax(scores, dim=-1)
         if transform is not None:
             probs = transform(probs)
-        mixed = self.dropout(probs) @ v
+        mixed = self.dropout(probs).to(v.dtype) @ v
         if head_mask is not None:
             mixed = mixed * head_mask.view(1, -1, 1, 1).to(mixed.dtype)
         B, h, T, d = mixed.shape

@@ -104,10 +104,11 @@ class SelfAttention(nn.Module):
     def forward(self, x: torch.Tensor, key_mask: torch.Tensor, head_mask: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         q, k, v = self.split(self.query(x)), self.split(self.key(x)), self.split(self.value(x))
-        scores = q @ k.transpose(-1, -2) / math.sqrt(self.cfg.head_dim)                 # [B, h, T, T]
+        # scores and probabilities in float32 even under bfloat16 autocast (models/precision.py)
+        scores = (q @ k.transpose(-1, -2)).float() / math.sqrt(self.cfg.head_dim)       # [B, h, T, T]
         scores = scores.masked_fill(~key_mask[:, None, None, :], torch.finfo(scores.dtype).min)
         probs = torch.softmax(scores, dim=-1)
-        mixed = self.dropout(probs) @ v                                                  # [B, h, T, dh]
+        mixed = self.dropout(probs).to(v.dtype) @ v                                      # [B, h, T, dh]
         if head_mask is not None:
             mixed = mixed * head_mask.view(1, -1, 1, 1).to(mixed.dtype)
         B, h, T, dh = mixed.shape

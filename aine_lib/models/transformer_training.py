@@ -34,6 +34,7 @@ from aine_lib.models.rnn_attention import MODEL_CODE_VERSION
 from aine_lib.models.training import (HISTORY_COLUMNS, BestEpoch, TrainResult, _load_result, _ordered_batches,
                                       _save_result,
                                       _training_batches)
+from aine_lib.models.precision import Precision, check_precision, training_autocast
 from aine_lib.models.transformer_encoder import TransformerClassifier
 from aine_lib.repro import make_generator, seed_everything
 
@@ -47,8 +48,10 @@ class TransformerTrainConfig:
     warmup_fraction: float = 0.1
     patience: int | None = 1
     selection_metric: Literal["f1", "accuracy"] = "f1"
+    precision: Precision = "float32"      # "bfloat16": mixed-precision training steps (models/precision.py)
 
     def __post_init__(self) -> None:
+        check_precision(self.precision, "precision")
         if self.epochs < 1 or self.batch_size < 1:
             raise ConfigError(f"epochs and batch_size must be >= 1, got {self.epochs} and {self.batch_size}")
         if not self.lr > 0 or self.weight_decay < 0:
@@ -171,7 +174,9 @@ def train_transformer(model: TransformerClassifier, train: EncodedSplit, dev: En
         batches = _training_batches(train.ids, train.labels, cfg.batch_size, generator)
         for batch in tqdm(batches, desc=f"epoch {epoch}", disable=not progress, leave=False):
             batch = batch.to(device)
-            loss = F.cross_entropy(model(batch.ids, batch.mask).logits, batch.labels)
+            with training_autocast(device, cfg.precision):
+                logits = model(batch.ids, batch.mask).logits
+            loss = F.cross_entropy(logits.float(), batch.labels)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

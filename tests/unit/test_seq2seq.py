@@ -60,7 +60,8 @@ def test_beam_one_equals_greedy():
     assert model.beam_search(b.src, b.src_mask, beam=1, max_len=12) == model.greedy(b.src, b.src_mask, max_len=12)
 
 
-def test_model_overfits_a_ten_example_copy_task():
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_model_overfits_a_ten_example_copy_task(precision):
     examples = make_task("copy", 10, seed=0, min_len=3, max_len=6)
     vocab = TokenVocabulary.build([e.source for e in examples])
     pairs = [(vocab.encode(e.source), vocab.encode(e.target)) for e in examples]
@@ -68,8 +69,9 @@ def test_model_overfits_a_ten_example_copy_task():
     model = Seq2SeqTransformer(Seq2SeqConfig(src_vocab=len(vocab), tgt_vocab=len(vocab), d_model=32, heads=2,
                                              encoder_layers=1, decoder_layers=1, d_ff=64, dropout=0.0, max_len=16))
     cfg = Seq2SeqTrainConfig(epochs=300, batch_size=10, warmup_steps=50, lr_scale=1.0, label_smoothing=0.0,
-                             patience=None)
+                             patience=None, precision=precision)
     train_seq2seq(model, pairs, pairs, cfg, seed=0, device="cpu")
+    assert all(p.dtype == torch.float32 for p in model.parameters())
     src = collate_pairs([s for s, _ in pairs], [t for _, t in pairs])
     assert exact_match(model.greedy(src.src, src.src_mask, max_len=8), [t for _, t in pairs]) == 1.0
 

@@ -65,3 +65,30 @@ def test_trained_transformer_is_cached_and_reproducible(planted, tmp_path, monke
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
     with pytest.raises(AssertionError, match="retrained"):
         trained_transformer(cache, key, lambda: scratch(vocab), enc["train"], enc["dev"], cfg, 1, "cpu")
+
+
+def test_bfloat16_training_learns_like_float32_keeps_float32_weights_and_is_keyed(planted, tmp_path):
+    from dataclasses import replace
+
+    from aine_lib.config import ConfigError
+
+    _, vocab, enc = planted
+    models, results = {}, {}
+    for precision in ("float32", "bfloat16"):
+        models[precision] = scratch(vocab)
+        results[precision] = train_transformer(models[precision], enc["train"], enc["dev"],
+                                               replace(FAST, precision=precision), seed=0, device="cpu")
+    assert all(p.dtype == torch.float32 for p in models["bfloat16"].parameters())
+    f32, b16 = (evaluate_split(models[p], enc["dev"], "cpu")["accuracy"] for p in ("float32", "bfloat16"))
+    assert b16 > 0.75 and abs(b16 - f32) < 0.1, (f32, b16)
+    # a different computation: the weights differ, and so does the cache key
+    assert not torch.equal(models["float32"].classifier.weight, models["bfloat16"].classifier.weight)
+    cache, key = ResultCache(tmp_path), {"kind": "scratch", "data": "planted-test"}
+    one = replace(FAST, epochs=1)
+    trained_transformer(cache, key, lambda: scratch(vocab), enc["train"], enc["dev"], one, 0, "cpu")
+    assert len(list(tmp_path.rglob("*.pt"))) == 1
+    trained_transformer(cache, key, lambda: scratch(vocab), enc["train"], enc["dev"],
+                        replace(one, precision="bfloat16"), 0, "cpu")
+    assert len(list(tmp_path.rglob("*.pt"))) == 2
+    with pytest.raises(ConfigError, match="float32.*bfloat16.*did you mean 'bfloat16'"):
+        TransformerTrainConfig(precision="bfloat61")
