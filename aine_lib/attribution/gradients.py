@@ -36,7 +36,7 @@ import torch
 from captum.attr import DeepLift, InputXGradient, IntegratedGradients
 from torch import nn
 
-from aine_lib.attribution.base import AttributionMethod, readout_rows
+from aine_lib.attribution.base import TOKENS_PER_CALL, AttributionMethod, readout_rows, rows_per_call
 from aine_lib.models.protocol import TokenBatch
 
 
@@ -132,8 +132,9 @@ class IntegratedGradientsMethod(_EmbeddingMethod):
     families = ("classifier", "seq2seq")
 
     def __init__(self, adapter, n_steps: int | None = None, internal_batch_size: int | None = 64,
-                 length_buckets: bool = True):
+                 length_buckets: bool = True, tokens_per_call: int = TOKENS_PER_CALL):
         super().__init__(adapter)
+        self.tokens_per_call = tokens_per_call          # speed only: not in options()
         self.n_steps = n_steps if n_steps is not None else (16 if self.is_seq2seq else 32)
         if self.n_steps < 1:
             raise ValueError(f"n_steps must be >= 1, got {self.n_steps}")
@@ -167,18 +168,37 @@ class IntegratedGradientsMethod(_EmbeddingMethod):
         lengths = batch.mask.sum(1)
         scores = torch.zeros(batch.ids.shape, dtype=emb.dtype, device=emb.device)
         deltas = torch.zeros(len(batch), dtype=emb.dtype, device=emb.device)
-        per_call = max(1, self.internal_batch_size // self.n_steps)
         extra = getattr(batch, "extra", {})
-        for rows in torch.argsort(lengths, stable=True).split(per_call):
+        for rows in self._buckets(lengths):
             w = int(lengths[rows].max())
             sub = TokenBatch(batch.ids[rows, :w], batch.mask[rows, :w], {k: v[rows, :w] for k, v in extra.items()})
+            # one example longer than the budget: its interpolations are split over several calls
+            steps_per_call = min(self.n_steps, rows_per_call(w, self.tokens_per_call))
             attr, delta = IntegratedGradients(self._function(sub)).attribute(
                 emb[rows, :w], baselines=ref[rows, :w], target=target[rows], additional_forward_args=forward_args(sub),
-                n_steps=self.n_steps, internal_batch_size=None, return_convergence_delta=True)
+                n_steps=self.n_steps, internal_batch_size=None if len(rows) > 1 else steps_per_call,
+                return_convergence_delta=True)
             scores[rows, :w] = attr.sum(-1).detach()
             deltas[rows] = delta.detach().to(deltas.dtype)
         self.last_delta = deltas
         return self._masked(scores, batch.mask)
+
+    def _buckets(self, lengths: torch.Tensor) -> list[torch.Tensor]:
+        """Rows sorted by length, grouped so that a call holds at most ``internal_batch_size``
+        interpolations and ``tokens_per_call`` tokens (the backward pass slows sharply beyond it on a CPU:
+        on 20News posts of 128 pieces, 64 interpolations per call ran 3.6x slower than 32)."""
+        order = torch.argsort(lengths, stable=True).tolist()
+        most = max(1, self.internal_batch_size // self.n_steps)
+        buckets, current = [], []
+        for i in order:
+            width = int(lengths[i])           # ascending: the newest row is the widest
+            if current and (len(current) + 1 > most or (len(current) + 1) * self.n_steps * width > self.tokens_per_call):
+                buckets.append(torch.tensor(current))
+                current = []
+            current.append(i)
+        if current:
+            buckets.append(torch.tensor(current))
+        return buckets
 
 
 class DeepLiftMethod(_EmbeddingMethod):

@@ -24,7 +24,7 @@ import torch
 from captum._utils.models.linear_model import SkLearnRidge
 from captum.attr import FeatureAblation, KernelShap, Lime
 
-from aine_lib.attribution.base import AttributionMethod
+from aine_lib.attribution.base import TOKENS_PER_CALL, AttributionMethod, rows_per_call
 from aine_lib.attribution.gradients import _EmbeddingMethod, forward_args
 from aine_lib.models.protocol import TokenBatch
 
@@ -35,9 +35,10 @@ class LeaveOneOut(AttributionMethod):
     name = "loo"
     families = ("classifier", "seq2seq")
 
-    def __init__(self, adapter, chunk_size: int = 512, output: str | None = None):
+    def __init__(self, adapter, chunk_size: int | None = None, output: str | None = None,
+                 tokens_per_call: int = TOKENS_PER_CALL):
         super().__init__(adapter)
-        self.chunk_size = chunk_size
+        self.chunk_size, self.tokens_per_call = chunk_size, tokens_per_call   # speed only: not in options()
         self.output = output or ("log_probability" if self.is_seq2seq else "tvd")
         allowed = ("log_probability",) if self.is_seq2seq else ("tvd", "probability")
         if self.output not in allowed:
@@ -76,8 +77,14 @@ class LeaveOneOut(AttributionMethod):
         cols_t = torch.tensor(cols, device=ids.device)
         positions = torch.arange(T, device=ids.device)
         extra = getattr(batch, "extra", {})
-        for start in range(0, len(rows), self.chunk_size):
-            r, c = rows_t[start:start + self.chunk_size], cols_t[start:start + self.chunk_size]
+        start = 0
+        while start < len(rows):
+            # rows are longest first: the chunk's first row sets its width, hence how many fit the budget
+            size = rows_per_call(int(lengths[rows[start]]) - 1, self.tokens_per_call)
+            if self.chunk_size is not None:
+                size = min(size, self.chunk_size)
+            r, c = rows_t[start:start + size], cols_t[start:start + size]
+            start += size
             # Index map that skips position c: j -> j for j < c, j + 1 for j >= c.
             src = positions.unsqueeze(0) + (positions.unsqueeze(0) >= c.unsqueeze(1)).long()
             src = (src + first[r].unsqueeze(1)).clamp(max=T - 1)
@@ -127,26 +134,43 @@ def _example_seed(ids: torch.Tensor) -> int:
 class Occlusion(_EmbeddingMethod):
     name = "occlusion"
 
-    def __init__(self, adapter, perturbations_per_eval: int = 16):
+    def __init__(self, adapter, perturbations_per_eval: int | None = None, tokens_per_call: int = TOKENS_PER_CALL):
         super().__init__(adapter)
-        self.perturbations_per_eval = perturbations_per_eval
+        # speed only (not in options()): None fills tokens_per_call
+        self.perturbations_per_eval, self.tokens_per_call = perturbations_per_eval, tokens_per_call
 
     def attribute(self, batch, target: torch.Tensor) -> torch.Tensor:
         emb, ref = self._inputs(batch)
-        with torch.no_grad():
-            attr = FeatureAblation(self._function(batch)).attribute(
-                emb, baselines=ref, target=target, additional_forward_args=forward_args(batch),
-                feature_mask=_feature_mask(batch), perturbations_per_eval=self.perturbations_per_eval)
-        # every embedding dimension of a token carries the same score: read one
-        return self._masked(attr[..., 0].detach(), batch.mask & ~self.adapter.special_mask(batch.ids))
+        scores = torch.zeros(batch.ids.shape, dtype=emb.dtype, device=emb.device)
+        extra = getattr(batch, "extra", {})
+        lengths = batch.mask.sum(1)
+        if self.adapter.padding_side == "right":
+            # length buckets of 8 rows cut to their longest: no call occludes or carries padding
+            groups = torch.argsort(lengths, stable=True).split(8)
+        else:
+            groups = (torch.arange(len(lengths), device=lengths.device),)
+        for rows in groups:
+            w = int(lengths[rows].max()) if self.adapter.padding_side == "right" else batch.ids.shape[1]
+            sub = TokenBatch(batch.ids[rows, :w], batch.mask[rows, :w], {k: v[rows, :w] for k, v in extra.items()})
+            per_eval = self.perturbations_per_eval or rows_per_call(sub.ids.numel(), self.tokens_per_call)
+            with torch.no_grad():
+                attr = FeatureAblation(self._function(sub)).attribute(
+                    emb[rows, :w], baselines=ref[rows, :w], target=target[rows], additional_forward_args=forward_args(sub),
+                    feature_mask=_feature_mask(sub), perturbations_per_eval=per_eval)
+            # every embedding dimension of a token carries the same score: read one
+            scores[rows, :w] = attr[..., 0].detach().to(scores.dtype)
+        return self._masked(scores, batch.mask & ~self.adapter.special_mask(batch.ids))
 
 
 class _SampledSurrogate(_EmbeddingMethod):
     """LIME / KernelSHAP: one example at a time (Captum needs one feature mask per call)."""
 
-    def __init__(self, adapter, n_samples: int = 200, perturbations_per_eval: int = 50, seed: int = 0):
+    def __init__(self, adapter, n_samples: int = 200, perturbations_per_eval: int | None = None, seed: int = 0,
+                 tokens_per_call: int = TOKENS_PER_CALL):
         super().__init__(adapter)
-        self.n_samples, self.perturbations_per_eval, self.seed = n_samples, perturbations_per_eval, seed
+        self.n_samples, self.seed = n_samples, seed
+        # speed only (not in options()): None fills tokens_per_call
+        self.perturbations_per_eval, self.tokens_per_call = perturbations_per_eval, tokens_per_call
 
     def options(self) -> dict:
         return {"n_samples": self.n_samples, "seed": self.seed}
@@ -172,7 +196,9 @@ class _SampledSurrogate(_EmbeddingMethod):
                 attr = explainer.attribute(
                     emb[b:b + 1, lo:hi], baselines=ref[b:b + 1, lo:hi], target=target[b:b + 1],
                     additional_forward_args=tuple(a[b:b + 1, lo:hi] for a in args),
-                    feature_mask=fmask, n_samples=self.n_samples, perturbations_per_eval=self.perturbations_per_eval)
+                    feature_mask=fmask, n_samples=self.n_samples,
+                    perturbations_per_eval=self.perturbations_per_eval or min(self.n_samples,
+                                                                              rows_per_call(n, self.tokens_per_call)))
             out[b, lo:hi] = attr[0, :, 0]
         return self._masked(out.detach(), tokens)
 
