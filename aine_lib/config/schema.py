@@ -260,6 +260,9 @@ class TransformerStudyConfig:
                 raise ConfigError(f"transformer.analysis_examples.{name} must be a positive integer, got {cap!r}")
 
 
+Seq2SeqVariant = Literal["softmax", "entmax15", "supervised"]
+SEQ2SEQ_VARIANTS: tuple[str, ...] = typing.get_args(Seq2SeqVariant)
+
 TransductionTask = Literal["copy", "reverse", "mapping", "date", "bible"]
 
 
@@ -285,6 +288,9 @@ class BibleConfig:
     seeds: tuple[int, ...] = (0,)
     beam_size: int = 4
     max_analysis_examples: int = 100    # test verses explained in 12-13 (attribution costs ~0.1 s per token on CPU)
+    # the cross-attention variants trained on the Bible (the synthetic tasks train all three); softmax is the
+    # model every analysis reads, the other two only enter the variants table of notebook 13
+    variants: tuple[Seq2SeqVariant, ...] = ("softmax", "entmax15", "supervised")
 
     def __post_init__(self) -> None:
         for name in ("n_dev", "n_test", "max_subwords", "max_analysis_examples", "d_model", "heads", "encoder_layers", "decoder_layers",
@@ -300,6 +306,9 @@ class BibleConfig:
             raise ConfigError(f"seq2seq.bible.d_model ({self.d_model}) must be divisible by heads ({self.heads})")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ConfigError(f"seq2seq.bible.seeds must be a non-empty list without repeats, got {list(self.seeds)}")
+        if "softmax" not in self.variants or len(set(self.variants)) != len(self.variants):
+            raise ConfigError(f"seq2seq.bible.variants must list softmax (every analysis reads it) once, with "
+                              f"any of {list(SEQ2SEQ_VARIANTS)}, got {list(self.variants)}")
 
 
 @dataclass(frozen=True)

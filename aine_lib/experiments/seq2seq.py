@@ -83,6 +83,7 @@ class TaskSettings:
     positions: int          # length of the positional table
     decode_len: int         # longest output decoding may produce
     beam: int               # 1: greedy
+    variants: tuple[str, ...] = ("softmax", "entmax15", "supervised")   # the attention variants trained
 
 
 VARIANTS = ("softmax", "entmax15", "supervised")
@@ -120,7 +121,7 @@ class Seq2SeqStudy:
             b = s.bible
             return TaskSettings(b.d_model, b.heads, b.encoder_layers, b.decoder_layers, b.d_ff, b.epochs,
                                 b.batch_size, b.warmup_steps, tuple(b.seeds), positions=2 * b.max_subwords + 8,
-                                decode_len=b.max_subwords + 16, beam=b.beam_size)
+                                decode_len=b.max_subwords + 16, beam=b.beam_size, variants=tuple(b.variants))
         return TaskSettings(s.d_model, s.heads, s.encoder_layers, s.decoder_layers, s.d_ff, s.epochs, s.batch_size,
                             s.warmup_steps, tuple(s.seeds), positions=max(64, 2 * s.max_len + 8),
                             decode_len=2 * s.max_len + 4, beam=1)
@@ -231,8 +232,9 @@ class Seq2SeqStudy:
                 "config": self.cfg.seq2seq, "analysis_version": ANALYSIS_CODE_VERSION}
 
     def models(self, variants: tuple[str, ...] = ("softmax",)):
+        """Every trained model of ``variants`` (those the task's settings train), task by task."""
         for task in self.tasks:
-            for variant in variants:
+            for variant in (v for v in variants if v in self.settings(task).variants):
                 for seed in self.settings(task).seeds:
                     yield self.train(task, seed, variant)
 

@@ -71,7 +71,9 @@ def readout_curves(table: pd.DataFrame) -> plt.Figure:
 
 
 def seq2seq_head_bars(table: pd.DataFrame) -> plt.Figure:
-    """Drop in log p(generated token) when each head is ablated, per task; one panel per task."""
+    """Drop in log p(generated token) when each head is ablated, per task; one panel per task. With one
+    seed the whiskers are the bootstrap CI; with several, the bar is the mean over seeds and the whiskers
+    span the seeds' values."""
     groups = list(table.groupby("task", sort=False))
     panels = max(len(groups), 1)                  # one blank panel when no model generated a token
     fig, axes = plt.subplots(panels, 1, figsize=(7.5, 2.0 * panels), squeeze=False)
@@ -79,6 +81,9 @@ def seq2seq_head_bars(table: pd.DataFrame) -> plt.Figure:
         axes[0, 0].set_axis_off()
         axes[0, 0].text(0.5, 0.5, "no model generated a token", ha="center", va="center")
     for ax, (task, g) in zip(axes[:, 0], groups):
+        if g["seed"].nunique() > 1:
+            g = (g.groupby(["kind", "layer", "head"], sort=False)["logp_drop"]
+                 .agg(logp_drop="mean", ci_low="min", ci_high="max").reset_index())
         labels = [f"{k.replace('_self', '')} L{l} H{h}" for k, l, h in zip(g["kind"], g["layer"], g["head"])]
         x = np.arange(len(g))
         colors = {"encoder_self": "C0", "decoder_self": "C1", "cross": "C2"}
