@@ -106,7 +106,7 @@ def test_configs_pickle_for_process_pool_workers_and_their_mappings_stay_read_on
 
     cfg = load_config(REPO / "configs" / "paper.yaml")
     mapping = cfg.transformer.analysis_examples
-    assert dict(mapping) == {"newsgroups": 200}
+    assert dict(mapping) == {"newsgroups": 100}
     with pytest.raises(TypeError, match="read-only"):
         mapping["sst"] = 10
     back = pickle.loads(pickle.dumps(cfg))
