@@ -7,6 +7,7 @@ initialisation inside ``torch.nn`` modules).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 from typing import TYPE_CHECKING
@@ -34,6 +35,24 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
+
+
+#: torch threads every RNN and seq2seq training run uses, whatever the process has: its weights are then the
+#: same bit for bit in a serial run, a process-pool worker and a Ray task (torch's CPU kernels sum in a
+#: different order with another thread count). Parallelism comes from training models side by side
+#: (``train_grid`` of the experiments); these small models gain little from a second thread (1.2-1.4x).
+TRAINING_THREADS = 1
+
+
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """Run the block with ``n`` torch threads, then restore the previous count."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def get_device(name: str = "auto") -> torch.device:

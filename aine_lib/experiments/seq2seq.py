@@ -34,7 +34,7 @@ from aine_lib.models.rnn_attention import MODEL_CODE_VERSION
 from aine_lib.models.seq2seq_training import Seq2SeqTrainConfig, TokenVocabulary, collate_pairs, train_seq2seq
 from aine_lib.models.training import _load_result, _save_result
 from aine_lib.models.transformer import Seq2SeqConfig, Seq2SeqTransformer
-from aine_lib.repro import get_device, progress_enabled, seed_everything
+from aine_lib.repro import TRAINING_THREADS, get_device, progress_enabled, seed_everything, torch_threads
 
 #: Bumped whenever an analysis of a trained encoder-decoder (the explanation score matrices, LOO, IG, the
 #: generation interventions, head ablation) computes something different for the same model and rows; it is
@@ -194,7 +194,7 @@ class Seq2SeqStudy:
         train, dev = data.pairs("train"), data.pairs("dev")
         fingerprint = hashlib.sha256(repr((train, dev)).encode()).hexdigest()[:20]
         params = {"task": task, "data": fingerprint, "model": asdict(model_cfg), "train": train_cfg, "seed": seed,
-                  "code_version": MODEL_CODE_VERSION}
+                  "code_version": MODEL_CODE_VERSION, "torch_threads": TRAINING_THREADS}
         seed_everything(seed)
         model = Seq2SeqTransformer(model_cfg).to(self.device)
 
@@ -204,9 +204,10 @@ class Seq2SeqStudy:
         partial = self.cache.partial("seq2seq_models", params, suffix="pt")
 
         def compute():
-            return train_seq2seq(model, train, dev, train_cfg, seed, self.device, progress=self.progress,
-                                 train_alignments=alignments if variant == "supervised" else None,
-                                 checkpoint=partial)
+            with torch_threads(TRAINING_THREADS):
+                return train_seq2seq(model, train, dev, train_cfg, seed, self.device, progress=self.progress,
+                                     train_alignments=alignments if variant == "supervised" else None,
+                                     checkpoint=partial)
 
         result = self.cache.get_or_compute("seq2seq_models", params, compute, save=_save_result, load=_load_result,
                                            suffix="pt")
@@ -244,6 +245,33 @@ class Seq2SeqStudy:
         if k.beam > 1:
             return m.model.beam_search(b.src, b.src_mask, beam=k.beam, max_len=k.decode_len, length_penalty=1.0)
         return m.model.greedy(b.src, b.src_mask, max_len=k.decode_len)
+
+
+def _train_one(cfg: StudyConfig, task: str, seed: int, variant: str) -> None:
+    """One model of :func:`train_grid`, in a worker (the study, and the Bible data, are built once per worker)."""
+    if _WORKER_STUDY.get("cfg") != cfg:         # a worker serves one map call, hence one config
+        _WORKER_STUDY.update(cfg=cfg, study=Seq2SeqStudy(cfg))
+    _WORKER_STUDY["study"].train(task, seed, variant)
+
+
+_WORKER_STUDY: dict = {}
+
+
+def train_grid(study: Seq2SeqStudy, executor, variants: tuple[str, ...] = VARIANTS) -> None:
+    """Train (into the cache) every model of ``variants`` through ``executor``, the largest first, so the
+    notebook's analyses then load them: with one torch thread per model (``repro.TRAINING_THREADS``), two
+    workers train two models side by side on 2 cores. The Bible data (and its BPE) is built here first, so
+    every worker reads the same cached copy."""
+    from dataclasses import replace
+
+    if "bible" in study.tasks:
+        study.data("bible")
+    portable = replace(study.cfg, notebooks=())
+    tasks = [(portable, task, seed, variant) for task in study.tasks
+             for variant in variants if variant in study.settings(task).variants
+             for seed in study.settings(task).seeds]
+    tasks.sort(key=lambda t: t[1] != "bible")          # the Bible models first: the longest runs start first
+    executor.map(_train_one, tasks, desc="seq2seq models", progress=study.progress)
 
 
 def _batches(pairs, batch_size=64):

@@ -33,7 +33,7 @@ from aine_lib.cache import ResultCache
 from aine_lib.config import ConfigError
 from aine_lib.data.text import TextClassificationData, Vocabulary
 from aine_lib.models.rnn_attention import MODEL_CODE_VERSION, AttentionClassifier, RNNClassifierConfig
-from aine_lib.repro import make_generator, seed_everything
+from aine_lib.repro import TRAINING_THREADS, make_generator, seed_everything, torch_threads
 
 CACHE_NAMESPACE = "rnn_classifiers"
 HISTORY_COLUMNS = ("epoch", "train_loss", "dev_accuracy", "dev_f1", "seconds")
@@ -348,12 +348,14 @@ def trained_classifier(cache: ResultCache, data: TextClassificationData, model_c
         "train": train_cfg,
         "seed": seed,
         "code_version": MODEL_CODE_VERSION,
+        "torch_threads": TRAINING_THREADS,
     }
     seed_everything(seed)
     model = AttentionClassifier(model_cfg, embeddings).to(device)
 
     def compute() -> TrainResult:
-        return train_classifier(model, data.train, data.dev, vocab, train_cfg, seed, device, progress=progress)
+        with torch_threads(TRAINING_THREADS):
+            return train_classifier(model, data.train, data.dev, vocab, train_cfg, seed, device, progress=progress)
 
     result = cache.get_or_compute(CACHE_NAMESPACE, params, compute, save=_save_result, load=_load_result,
                                   suffix="pt")

@@ -41,3 +41,29 @@ def test_start_up_gives_up_after_the_last_attempt_and_other_errors_are_not_retri
     with pytest.raises(Exception, match="timed out"):
         executors._init_ray(remote, "ray://head:10001", {})
     assert remote.inits == 1
+
+
+def test_models_trained_side_by_side_equal_models_trained_here_bit_for_bit(tmp_path):
+    """train_grid through a pool of two processes, then the same grid trained in this process: every model
+    trains with one torch thread (repro.TRAINING_THREADS), so the cached weights are identical, and the
+    serial study finds the pool's models in the cache instead of training again."""
+    import torch
+
+    from aine_lib.config import load_config
+    from aine_lib.experiments import jain_wallace as jw
+    from tests.conftest import REPO
+
+    overrides = {"data.datasets": ["uci_sentiment"], "data.max_train_examples": 120, "rnn.encoders": ["cnn", "average"],
+                 "rnn.attentions": ["additive"], "rnn.seeds": [0], "rnn.epochs": 1, "progress": False}
+    pooled = load_config(REPO / "configs" / "smoke.yaml", overrides | {"cache_dir": str(tmp_path / "pool")})
+    here = load_config(REPO / "configs" / "smoke.yaml", overrides | {"cache_dir": str(tmp_path / "here")})
+    jw.train_grid(jw.RNNStudy(pooled), executors.LocalExecutor(2))
+    trained = sorted((tmp_path / "pool").rglob("*.pt"))
+    assert len(trained) == 2
+    torch.set_num_threads(2)
+    serial = {(m.encoder, m.seed): m.model for m in jw.RNNStudy(here).models()}
+    loaded = {(m.encoder, m.seed): m.model for m in jw.RNNStudy(pooled).models()}
+    assert sorted((tmp_path / "pool").rglob("*.pt")) == trained            # nothing trained again
+    for key, model in serial.items():
+        for (name, a), b in zip(model.state_dict().items(), loaded[key].state_dict().values()):
+            assert torch.equal(a, b), (key, name)
