@@ -10,13 +10,18 @@ from typing import Sequence
 
 import torch
 
+from aine_lib.models.precision import check_precision, training_autocast
 from aine_lib.repro import make_generator, seed_everything
 
 
 def fine_tune_classifier(model, tokenizer, texts: Sequence[str], labels: Sequence[int], *, epochs: int = 1,
                          lr: float = 5e-5, batch_size: int = 16, max_length: int = 64, weight_decay: float = 0.01,
-                         warmup_fraction: float = 0.1, seed: int = 0) -> list[float]:
-    """Train ``model`` in place on ``(texts, labels)``; returns the mean training loss of each epoch."""
+                         warmup_fraction: float = 0.1, seed: int = 0, precision: str = "float32") -> list[float]:
+    """Train ``model`` in place on ``(texts, labels)``; returns the mean training loss of each epoch.
+
+    ``precision="bfloat16"``: mixed-precision steps (:mod:`aine_lib.models.precision`; ~2x faster on a CPU
+    with AMX/AVX512-BF16 or a GPU), the weights staying float32."""
+    check_precision(precision)
     if len(texts) != len(labels) or not texts:
         raise ValueError(f"need the same, non-zero number of texts and labels, got {len(texts)} and {len(labels)}")
     if epochs < 1 or batch_size < 1 or lr <= 0:
@@ -41,12 +46,15 @@ def fine_tune_classifier(model, tokenizer, texts: Sequence[str], labels: Sequenc
             idx = order[start:start + batch_size]
             enc = tokenizer([texts[i] for i in idx], padding=True, truncation=True, max_length=max_length,
                             return_tensors="pt").to(device)
-            out = model(**enc, labels=torch.as_tensor([labels[i] for i in idx], device=device))
+            with training_autocast(device, precision):
+                logits = model(**enc).logits
+            loss = torch.nn.functional.cross_entropy(logits.float(), torch.as_tensor([labels[i] for i in idx],
+                                                                                     device=device))
             optimiser.zero_grad()
-            out.loss.backward()
+            loss.backward()
             optimiser.step()
             scheduler.step()
-            total += float(out.loss) * len(idx)
+            total += float(loss) * len(idx)
         losses.append(total / len(texts))
     model.eval()
     return losses

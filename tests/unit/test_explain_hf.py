@@ -507,3 +507,24 @@ def test_seq2seq_integrated_gradients_report_their_completeness_error_per_step()
     assert [d.shape for d in e.deltas] == [s.shape[:1] for s in e.scores]
     gap, _ = _ig_completeness_gap("marian")
     assert max(float(np.abs(d).max()) for d in e.deltas) == pytest.approx(gap, abs=1e-6)
+
+
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_fine_tuning_a_hugging_face_classifier_learns_in_either_precision(precision):
+    from aine_lib.models.hf_training import fine_tune_classifier
+
+    def tokenizer(texts, padding=True, truncation=True, max_length=64, return_tensors="pt"):
+        ids = [[1] + [int(w) for w in t.split()][:max_length - 1] for t in texts]
+        width = max(map(len, ids))
+        return transformers.BatchEncoding({
+            "input_ids": torch.tensor([x + [0] * (width - len(x)) for x in ids]),
+            "attention_mask": torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x in ids])})
+
+    torch.manual_seed(0)
+    model = _quiet(lambda: transformers.AutoModelForSequenceClassification.from_config(_classifier_config("bert")))
+    texts = [f"{10 + i % 5} {20 + label * 10 + i % 7} {40 + i % 3}" for i in range(64) for label in (0, 1)]
+    labels = [label for _ in range(64) for label in (0, 1)]
+    losses = fine_tune_classifier(model, tokenizer, texts, labels, epochs=10, lr=1e-3, batch_size=16,
+                                  precision=precision)
+    assert losses[-1] < 0.75 * losses[0], losses
+    assert all(p.dtype == torch.float32 for p in model.parameters())
