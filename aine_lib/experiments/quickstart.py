@@ -37,12 +37,13 @@ def sentiment_classifier(cfg: StudyConfig, train_examples: int = 2000, seed: int
     key = {"texts": list(train["text"]), "labels": [int(x) for x in train["label"]], "epochs": t.minilm_epochs,
            "lr": t.minilm_lr, "batch_size": t.batch_size, "max_length": t.max_length,
            "weight_decay": t.weight_decay, "warmup_fraction": t.warmup_fraction, "seed": seed,
-           "code_version": QUICKSTART_CODE_VERSION}
+           "precision": t.train_precision, "code_version": QUICKSTART_CODE_VERSION}
 
     def compute() -> dict:
         losses = fine_tune_classifier(model, tokenizer, key["texts"], key["labels"], epochs=t.minilm_epochs,
                                       lr=t.minilm_lr, batch_size=t.batch_size, max_length=t.max_length,
-                                      weight_decay=t.weight_decay, warmup_fraction=t.warmup_fraction, seed=seed)
+                                      weight_decay=t.weight_decay, warmup_fraction=t.warmup_fraction, seed=seed,
+                                      precision=t.train_precision)
         return {"state": {k: v.detach().cpu() for k, v in model.state_dict().items()}, "losses": losses}
 
     result = ResultCache(cfg.cache_path).get_or_compute("quickstart_classifier", key, compute)
